@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv (once) and installs stylekit with every extra, editable. Idempotent and quick
+# when nothing changed: a stamp file records the hash of setup.py and of this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+stamp=.venv/.stylekit-bootstrap
+want=$(cat setup.py scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "stylekit: setting up .venv (first run takes a few minutes)..." >&2
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch/torchvision pinned together: other pairs cannot import each other here.
+.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+.venv/bin/python -m pip install -q -e ".[all,dev]"
+echo "$want" > "$stamp"

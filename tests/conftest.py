@@ -1,0 +1,39 @@
+"""Shared fixtures: where the image data lives (``../shared/data``, never copied into the repo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("STYLEKIT_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"test data not found at {DATA} (set STYLEKIT_TEST_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def photos(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "photos").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def content_images(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "content").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def style_images(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "styles").glob("*.jpg"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own empty user style folder, so a developer's styles never leak in."""
+    monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path_factory.mktemp("stylekit_home")))
