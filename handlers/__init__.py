@@ -1,0 +1,1 @@
+"""TorchServe handlers for stylekit style packages."""
