@@ -11,8 +11,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 echo "stylekit: setting up .venv (first run takes a few minutes)..." >&2
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+# pip warns once per package about this machine's missing local index folders: noise, not news.
+pipi() { .venv/bin/python -m pip install -q "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+pipi --upgrade pip
 # torch/torchvision pinned together: other pairs cannot import each other here.
-.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -e ".[all,dev]"
+pipi "torch==2.14.1" "torchvision==0.29.1"
+pipi -e ".[all,dev]"
 echo "$want" > "$stamp"
