@@ -49,6 +49,11 @@ class PerceptualNetwork(nn.Module):
     name: str = "perceptual"
     default_content_layers: tuple[str, ...] = ()
     default_style_layers: tuple[str, ...] = ()
+    # (content, style, tv) weights used when the config leaves them unset; magnitudes depend on
+    # the feature scale of the network. VGG: the pytorch/examples fast_neural_style values for
+    # content and style (they match our MSE/Gram normalisation), and a TV weight that keeps
+    # the TV term around 1% of the total on photos.
+    default_loss_weights: tuple[float, float, float] = (1e5, 1e10, 1e4)
 
     def __init__(self, layers: Sequence[str], *, pretrained: bool, weights_source: str) -> None:
         super().__init__()
@@ -205,6 +210,19 @@ def _load_vgg_state(
     return _features_state(state, str(cached)), f"torchvision cache {cached}"
 
 
+def network_class(name: str) -> type[PerceptualNetwork]:
+    """The class behind a loss-network name, for its defaults (layers, loss weights)."""
+    if name == "mobilenet":
+        # Lazy: the MobileNet trunk lives in its own module and pulls in the ONNX originals.
+        from training.perceptual_mobilenet import MobileNetPerceptual
+
+        mobilenet: type[PerceptualNetwork] = MobileNetPerceptual
+        return mobilenet
+    if name not in _VGG_CLASSES:
+        raise BadOptionError(f"Unknown loss network {name!r}; choose from {', '.join(LOSS_NETWORKS)}.")
+    return _VGG_CLASSES[name]
+
+
 def build_loss_network(
     name: str,
     *,
@@ -220,17 +238,14 @@ def build_loss_network(
     gives random weights (unit tests only). ``download=False`` never touches the network: only
     ``weights``, ``$STYLEKIT_VGG_WEIGHTS`` or the torchvision cache are used.
     """
+    cls = network_class(name)
     if name == "mobilenet":
-        # Lazy: the MobileNet trunk lives in its own module and pulls in the ONNX originals.
-        from training.perceptual_mobilenet import MobileNetPerceptual
-
-        mnet: PerceptualNetwork = MobileNetPerceptual(layers=layers)
-        return mnet.to(device)
-    if name not in _VGG_CLASSES:
-        raise BadOptionError(f"Unknown loss network {name!r}; choose from {', '.join(LOSS_NETWORKS)}.")
+        # MobileNetPerceptual takes only the layers: its weights ship with the built-in styles.
+        make: Any = cls
+        mobilenet: PerceptualNetwork = make(layers=layers)
+        return mobilenet.to(device)
     from torchvision.models import vgg16, vgg19
 
-    cls = _VGG_CLASSES[name]
     wanted = tuple(layers) if layers is not None else cls.default_content_layers + cls.default_style_layers
     wanted = tuple(dict.fromkeys(wanted))  # de-duplicate, keep order
     features = (vgg19 if name == "vgg19" else vgg16)(weights=None).features
@@ -244,7 +259,7 @@ def build_loss_network(
     else:
         source = "random-init (tests only)"
         log.warning("%s loss network is RANDOM-INIT (pretrained=False): tests only, not real styles", name)
-    net = cls(name, features, wanted, pretrained=pretrained, weights_source=source)
+    net = _VGG_CLASSES[name](name, features, wanted, pretrained=pretrained, weights_source=source)
     return net.to(device)
 
 
@@ -256,6 +271,7 @@ __all__ = [
     "VGG19Perceptual",
     "VGGPerceptual",
     "build_loss_network",
+    "network_class",
     "torchvision_cache_path",
     "vgg_layer_names",
 ]

@@ -1,0 +1,141 @@
+"""``stylekit train``: train a new style from one painting and a folder of photos.
+
+The same flags work under torchrun (``torchrun --nproc_per_node N -m training ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+
+from training.config import AMP_MODES, TrainConfig
+from training.loss_networks import LOSS_NETWORKS, VGG_WEIGHTS_ENV
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in _names(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    need = parser.add_argument_group("what to train")
+    need.add_argument("--style-image", type=Path, required=True, help="the painting (any image file)")
+    need.add_argument("--data", type=Path, required=True, help="folder (tree) of training photos, e.g. COCO")
+    need.add_argument("--name", required=True, help="style name: lowercase letters, digits, dashes")
+    need.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
+
+    length = parser.add_argument_group("length").add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="passes over the data (default 2)")
+    length.add_argument("--steps", type=int, help="optimizer steps in total (instead of --epochs)")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=4)
+    opt.add_argument("--image-size", type=int, default=256, help="training crop side (multiple of 4)")
+    opt.add_argument("--style-size", type=int, help="long side of the style image (default --image-size)")
+    opt.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    opt.add_argument("--width", type=float, default=1.0, help="generator width multiplier (0.25 .. 1)")
+    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--center-crop", action="store_true", help="centre crops instead of random crops")
+
+    loss = parser.add_argument_group("losses (unset = the loss network's defaults)")
+    loss.add_argument("--loss-network", choices=LOSS_NETWORKS, default="vgg19")
+    loss.add_argument(
+        "--vgg-weights", type=Path,
+        help=f"torchvision VGG state dict for offline machines (or set {VGG_WEIGHTS_ENV})",
+    )  # fmt: skip
+    loss.add_argument("--no-download", action="store_true", help="never download VGG weights")
+    loss.add_argument("--content-weight", type=float)
+    loss.add_argument("--style-weight", type=float)
+    loss.add_argument("--tv-weight", type=float)
+    loss.add_argument("--content-layers", type=_names, help="comma-separated, e.g. relu4_2")
+    loss.add_argument("--style-layers", type=_names, help="comma-separated, e.g. relu1_1,relu2_1")
+    loss.add_argument("--style-layer-weights", type=_floats, help="comma-separated, one per style layer")
+    loss.add_argument(
+        "--adversarial-weight", type=float, default=0.0,
+        help="weight of the patch-discriminator loss (0 = off)",
+    )  # fmt: skip
+
+    run_group = parser.add_argument_group("running")
+    run_group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    run_group.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision")
+    run_group.add_argument("--no-channels-last", action="store_true")
+    run_group.add_argument("--workers", type=int, help="data loader workers (default 0 on CPU, 4 on GPU)")
+    run_group.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    run_group.add_argument("--log-every", type=int, default=20, help="steps between log lines")
+    run_group.add_argument(
+        "--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+        help="continue from OUT/checkpoints/last.pt (or the given checkpoint)",
+    )  # fmt: skip
+    run_group.add_argument("--no-install", action="store_true", help="do not install into $STYLEKIT_HOME")
+    run_group.add_argument("--no-tensorboard", action="store_true")
+    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    resume = args.resume if isinstance(args.resume, bool) else Path(args.resume)
+    return TrainConfig(
+        style_image=args.style_image,
+        data=args.data,
+        name=args.name,
+        out=args.out,
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        style_size=args.style_size,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        content_layers=args.content_layers,
+        style_layers=args.style_layers,
+        style_layer_weights=args.style_layer_weights,
+        lr=args.lr,
+        loss_network=args.loss_network,
+        vgg_weights=args.vgg_weights,
+        width=args.width,
+        adversarial_weight=args.adversarial_weight,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        channels_last=not args.no_channels_last,
+        random_crop=not args.center_crop,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        num_workers=args.workers,
+        resume=resume,
+        install=not args.no_install,
+        tensorboard=not args.no_tensorboard,
+        progress=not args.no_progress,
+        download=not args.no_download,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.trainer import Trainer
+
+    trainer = Trainer(config_from_args(args))
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.close()
+    if not trainer.dist.is_main:
+        return 0
+    if result.interrupted:
+        print(f"stopped at step {result.steps}; checkpoint {result.checkpoint} (continue with --resume)")
+        return 128 + int(result.stop_signal or signal.SIGINT)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+    print(f"trained {result.steps} steps ({losses})")
+    if result.skipped_files:
+        print(f"skipped {len(result.skipped_files)} unreadable image(s)")
+    if result.package is not None:
+        print(f"style package: {result.package.model_path}")
+    if result.installed is not None:
+        print(f"installed as style {result.installed.manifest.name!r} in {result.installed.root}")
+    return 0
