@@ -1,0 +1,489 @@
+"""The local inference engine: resolve a style, load its generator once, run it on an image.
+
+:class:`Engine` picks the device (``auto`` = cuda > mps > cpu), the dtype (float16 on CUDA
+where the package allows it), caches loaded generators per (package file, device, dtype), and
+runs images whole or, above a pixel budget, in blended tiles (:func:`sdk.imaging.run_tiled`).
+All image work (decode, pad, tile, colour, alpha, resize) is :mod:`sdk.imaging`'s.
+
+The model-kind wrappers (:class:`FeedforwardModel`, :class:`MultistyleModel`,
+:class:`ArbitraryModel`) know each kind's TorchScript call signature and turn a style choice
+into a plain ``tile -> tile`` function, so whole-image, tiled and batched runs share one path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sdk import imaging
+from sdk.errors import BadOptionError, DeviceError, StylePackageError
+from sdk.imaging import DecodedImage, ImageInput, ImageLimits
+from sdk.package import Kind, StylePackage
+
+if TYPE_CHECKING:
+    from sdk.registry import StyleRegistry, StyleSpec
+
+log = logging.getLogger(__name__)
+
+TileFn = Callable[[torch.Tensor], torch.Tensor]
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# Measured with benchmarks/big_image_memory.py --channels-last on this project's CPU machine:
+# for these instance-norm generators channels_last was slower on CPU, so it is used on CUDA only,
+# where cuDNN's NHWC kernels are the fast path for float16 convolutions.
+_CHANNELS_LAST_DEVICES = frozenset({"cuda"})
+
+
+# --------------------------------------------------------------------------- model kinds
+
+
+class StyleModel:
+    """A loaded generator on one device and dtype; subclasses know the kind's call signature."""
+
+    kind: ClassVar[Kind]
+
+    def __init__(self, module: Any, package: StylePackage, device: torch.device, dtype: torch.dtype) -> None:
+        self.module = module
+        self.package = package
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = device.type in _CHANNELS_LAST_DEVICES
+        self.multiple = max(1, int(package.manifest.input.multiple))
+
+    @property
+    def name(self) -> str:
+        return self.package.manifest.name
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, self.dtype, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _from_device(self, y: torch.Tensor) -> torch.Tensor:
+        if not isinstance(y, torch.Tensor) or y.dim() != 4:
+            raise StylePackageError(f"Style {self.name!r}: the generator did not return [N, 3, H, W]")
+        return y.to("cpu", torch.float32).contiguous()
+
+
+class FeedforwardModel(StyleModel):
+    """``forward(image) -> image``: one network, one style."""
+
+    kind = "feedforward"
+
+    def bind(self) -> TileFn:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return self._from_device(self.module(self._to_device(x)))
+
+        return run
+
+
+class MultistyleModel(StyleModel):
+    """``forward(image, style_weights[N, S]) -> image``: a row of weights blends sub-styles."""
+
+    kind = "multistyle"
+
+    @property
+    def num_styles(self) -> int:
+        return max(s.index for s in self.package.manifest.styles) + 1
+
+    def bind(self, weights: Sequence[float]) -> TileFn:
+        if len(weights) != self.num_styles:
+            raise BadOptionError(f"Style {self.name!r} takes {self.num_styles} weights, not {len(weights)}.")
+        row = torch.tensor([list(weights)], dtype=self.dtype, device=self.device)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return self._from_device(self.module(self._to_device(x), row.expand(x.shape[0], -1)))
+
+        return run
+
+
+class ArbitraryModel(StyleModel):
+    """``style_vector(style_image)`` once per request, then ``transfer(image, vector)`` per tile.
+
+    The content image runs at its own resolution (tiled when large); only the style image is
+    brought to ``input.style_image_size`` (shorter side resized, then centre-cropped square).
+    """
+
+    kind = "arbitrary"
+
+    @property
+    def style_size(self) -> int:
+        return int(self.package.manifest.input.style_image_size or 256)
+
+    def style_vector(self, style: DecodedImage) -> torch.Tensor:
+        side = self.style_size
+        im = Image.fromarray(style.rgb, "RGB")
+        w, h = im.size
+        scale = side / min(w, h)
+        size = (max(side, round(w * scale)), max(side, round(h * scale)))
+        im = im.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        left, top = (size[0] - side) // 2, (size[1] - side) // 2
+        square = np.asarray(im.crop((left, top, left + side, top + side)))
+        vector = self.module.style_vector(self._to_device(imaging.to_tensor(square)))
+        if not isinstance(vector, torch.Tensor) or vector.dim() != 2:
+            raise StylePackageError(f"Style {self.name!r}: style_vector() did not return an [N, D] tensor.")
+        return vector
+
+    def bind(self, vector: torch.Tensor) -> TileFn:
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return self._from_device(self.module.transfer(self._to_device(x), vector.expand(x.shape[0], -1)))
+
+        return run
+
+
+_MODEL_CLASSES: dict[str, type[StyleModel]] = {
+    "feedforward": FeedforwardModel,
+    "multistyle": MultistyleModel,
+    "arbitrary": ArbitraryModel,
+}
+
+
+# --------------------------------------------------------------------------- style resolution
+
+
+@dataclass(frozen=True)
+class ResolvedStyle:
+    """A style choice made concrete: which package, and the weight row for multistyle."""
+
+    package: StylePackage
+    kind: Kind
+    label: str
+    weights: tuple[float, ...] | None = None  # multistyle only
+
+
+def _check_weight(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadOptionError(f"Blend weight for {name!r} must be a number >= 0, not {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise BadOptionError(f"Blend weight for {name!r} must be a number >= 0, not {value!r}.")
+    return float(value)
+
+
+def _package_key(pkg: StylePackage) -> tuple[str, str]:
+    return (str(pkg.root.resolve()), pkg.manifest.model_file)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda if present, else mps, else cpu; an explicit device must exist."""
+    if not isinstance(device, str) or not _DEVICE_RE.match(device.strip().lower()):
+        raise BadOptionError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.")
+    name = device.strip().lower()
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps is not None and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps" if mps_ok else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not mps_ok:
+            raise DeviceError("Device 'mps' was requested but Apple's Metal (MPS) backend is not available.")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"Device {device!r} was requested but CUDA is not available (no GPU found).")
+    index = int(name.split(":")[1]) if ":" in name else torch.cuda.current_device()
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(f"Device {device!r} was requested but only {count} CUDA device(s) exist.")
+    return torch.device("cuda", index)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything one request needs after validation: the bound model and the options."""
+
+    model: StyleModel
+    fn: TileFn
+    strength: float
+    preserve_color: bool
+    max_side: int | None
+
+
+class Engine:
+    """Runs style packages locally; thread-safe, keeps loaded generators cached.
+
+    ``device``: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+    ``half``: float16 inference; ``None`` = on CUDA where the package's ``input.half`` allows
+    it; ``True`` asks for it (still only where the package allows it) and needs CUDA.
+    Images over ``pixel_budget`` pixels run in ``tile``-sized tiles that overlap by
+    ``overlap`` pixels (and get that much context around them).
+    """
+
+    def __init__(
+        self,
+        device: str = "auto",
+        half: bool | None = None,
+        pixel_budget: int = 2048 * 2048,
+        tile: int = 1024,
+        overlap: int = 64,
+        registry: StyleRegistry | None = None,
+        limits: ImageLimits | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        if half is not None and not isinstance(half, bool):
+            raise BadOptionError(f"half must be True, False or None, not {half!r}.")
+        if half and self.device.type != "cuda":
+            raise BadOptionError(f"Half precision needs a CUDA device; this engine runs on {self.device}.")
+        sizes = (("pixel_budget", pixel_budget, 1), ("tile", tile, 16), ("overlap", overlap, 0))
+        for name, value, low in sizes:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise BadOptionError(f"{name} must be an integer >= {low}, not {value!r}.")
+        if overlap * 2 >= tile:
+            raise BadOptionError(f"overlap ({overlap}) must be less than half the tile size ({tile}).")
+        self.half = half
+        self.pixel_budget = pixel_budget
+        self.tile = tile
+        self.overlap = overlap
+        self.limits = limits if limits is not None else ImageLimits.from_env()
+        self._registry = registry
+        self._models: dict[tuple[str, int, int, str, str], StyleModel] = {}
+        self._lock = threading.Lock()
+        log.info("stylekit engine on %s (half=%s)", self.device, half)
+
+    def __repr__(self) -> str:
+        return f"Engine(device={str(self.device)!r}, half={self.half!r}, pixel_budget={self.pixel_budget})"
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> StyleRegistry:
+        if self._registry is None:
+            from sdk.registry import default_registry
+
+            self._registry = default_registry()
+        return self._registry
+
+    def stylize(
+        self,
+        image: ImageInput | DecodedImage,
+        style: str | Mapping[str, float] | StyleSpec,
+        *,
+        style_image: ImageInput | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+    ) -> Image.Image:
+        """Paint ``image`` in ``style``; returns a PIL image of the input's size (or ``max_side``).
+
+        ``style``: a registered name or alias, a package path, a :class:`StyleSpec`, or a blend
+        ``{"a": 0.7, "b": 0.3}`` of sub-styles of one multistyle network (weights are
+        normalised). ``style_image`` is required by, and only allowed for, arbitrary styles.
+        Transparency is kept. Raises :class:`~sdk.errors.StylekitError` subclasses.
+        """
+        job = self._prepare(style, style_image, strength, preserve_color, max_side)
+        return self._run_items(job, [self._decode(image)], batch=False)[0]
+
+    def stylize_batch(
+        self,
+        items: Sequence[ImageInput | DecodedImage],
+        style: str | Mapping[str, float] | StyleSpec,
+        *,
+        style_image: ImageInput | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+    ) -> list[Image.Image]:
+        """Like :meth:`stylize` for several images with one style; results in input order.
+
+        On a GPU, images of the same size run as one tensor batch (up to ``pixel_budget``
+        pixels per batch); on the CPU, where batching does not pay, they run one by one.
+        """
+        job = self._prepare(style, style_image, strength, preserve_color, max_side)
+        decoded = [self._decode(item) for item in items]
+        return self._run_items(job, decoded, batch=self.device.type != "cpu")
+
+    def resolve(self, style: str | Mapping[str, float] | StyleSpec) -> ResolvedStyle:
+        """Turn a style argument into a package (and a weight row for multistyle)."""
+        if isinstance(style, Mapping):
+            return self._resolve_blend(style)
+        spec = self.registry.get(style)
+        pkg = spec.package()
+        weights = None
+        if spec.kind == "multistyle":
+            weights = self._one_hot(spec, pkg)
+        return ResolvedStyle(pkg, spec.kind, spec.name, weights)
+
+    def load(self, package: StylePackage) -> StyleModel:
+        """The package's generator on this engine's device and dtype (loaded once, then cached)."""
+        manifest = package.manifest
+        use_half = self.device.type == "cuda" and self.half is not False and manifest.input.half
+        dtype = torch.float16 if use_half else torch.float32
+        path = package.model_path.resolve()
+        try:
+            st = path.stat()
+        except OSError:
+            raise StylePackageError(f"Style {manifest.name!r}: model file {path} is missing.") from None
+        # mtime and size in the key: a package rewritten in place (retrained) is loaded afresh.
+        key = (str(path), st.st_mtime_ns, st.st_size, str(self.device), str(dtype))
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                module = package.load_module(map_location=self.device)
+                if use_half:
+                    module = module.half()
+                model = _MODEL_CLASSES[manifest.kind](module, package, self.device, dtype)
+                self._models[key] = model
+                log.info("loaded style %s on %s (%s)", manifest.name, self.device, dtype)
+            return model
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _resolve_blend(self, style: Mapping[str, float]) -> ResolvedStyle:
+        if not style:
+            raise BadOptionError("A style blend needs at least one style name and weight.")
+        parts = [(self.registry.get(name), _check_weight(str(name), w)) for name, w in style.items()]
+        total = sum(w for _, w in parts)
+        if total <= 0:
+            raise BadOptionError("The weights of a style blend are all zero; make at least one positive.")
+        if len(parts) == 1:
+            return self.resolve(parts[0][0])
+        for spec, _ in parts:
+            if spec.kind != "multistyle":
+                raise BadOptionError(
+                    f"Only sub-styles of one multistyle network can be blended; {spec.name!r} is {spec.kind}."
+                )
+        packages = [spec.package() for spec, _ in parts]
+        keys = {_package_key(p) for p in packages}
+        if len(keys) > 1:
+            pairs = zip(parts, packages, strict=True)
+            names = ", ".join(f"{spec.name!r} ({pkg.manifest.name})" for (spec, _), pkg in pairs)
+            raise BadOptionError(f"Blended styles must come from one multistyle network; got {names}.")
+        pkg = packages[0]
+        row = [0.0] * (max(s.index for s in pkg.manifest.styles) + 1)
+        for spec, weight in parts:
+            row[self._index(spec, pkg)] += weight / total
+        label = " + ".join(f"{w / total:.2f} {spec.name}" for spec, w in parts)
+        return ResolvedStyle(pkg, "multistyle", label, tuple(row))
+
+    @staticmethod
+    def _index(spec: StyleSpec, pkg: StylePackage) -> int:
+        index = spec.index
+        indices = {s.index for s in pkg.manifest.styles}
+        if index is None or index not in indices:
+            raise StylePackageError(
+                f"Style {spec.name!r} names no valid sub-style index of network {pkg.manifest.name!r}."
+            )
+        return index
+
+    def _one_hot(self, spec: StyleSpec, pkg: StylePackage) -> tuple[float, ...]:
+        row = [0.0] * (max(s.index for s in pkg.manifest.styles) + 1)
+        row[self._index(spec, pkg)] = 1.0
+        return tuple(row)
+
+    def _decode(self, image: ImageInput | DecodedImage) -> DecodedImage:
+        return image if isinstance(image, DecodedImage) else imaging.decode(image, self.limits)
+
+    def _prepare(
+        self,
+        style: str | Mapping[str, float] | StyleSpec,
+        style_image: ImageInput | None,
+        strength: float,
+        preserve_color: bool,
+        max_side: int | None,
+    ) -> _Job:
+        strength = imaging.check_strength(strength)
+        if not isinstance(preserve_color, bool):
+            raise BadOptionError(f"preserve_color must be True or False, not {preserve_color!r}.")
+        if max_side is not None:
+            imaging.check_max_side(max_side)
+        resolved = self.resolve(style)
+        if resolved.kind == "arbitrary" and style_image is None:
+            raise BadOptionError(f"Style {resolved.label!r} is arbitrary: it needs a style image.")
+        if resolved.kind != "arbitrary" and style_image is not None:
+            raise BadOptionError(
+                f"Style {resolved.label!r} is {resolved.kind}; only an arbitrary style takes a style image."
+            )
+        style_decoded = None if style_image is None else self._decode(style_image)
+        model = self.load(resolved.package)
+        with torch.inference_mode():
+            if isinstance(model, ArbitraryModel):
+                assert style_decoded is not None  # checked above
+                fn = model.bind(model.style_vector(style_decoded))
+            elif isinstance(model, MultistyleModel):
+                assert resolved.weights is not None  # set for every multistyle resolution
+                fn = model.bind(resolved.weights)
+            elif isinstance(model, FeedforwardModel):
+                fn = model.bind()
+            else:  # pragma: no cover - _MODEL_CLASSES covers every kind
+                raise StylePackageError(f"Style {resolved.label!r} has unsupported kind {resolved.kind!r}.")
+        log.debug("stylizing with %s on %s", resolved.label, self.device)
+        return _Job(model, fn, strength, preserve_color, max_side)
+
+    def _run_items(self, job: _Job, items: list[DecodedImage], *, batch: bool) -> list[Image.Image]:
+        items = [imaging.resize_max_side(d, job.max_side) for d in items]
+        outputs: list[np.ndarray | None] = [None] * len(items)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, d in enumerate(items):
+            groups.setdefault(d.size, []).append(i)
+        with torch.inference_mode():
+            for (w, h), indices in groups.items():
+                per_batch = max(1, self.pixel_budget // (w * h)) if batch else 1
+                for start in range(0, len(indices), per_batch):
+                    chunk = indices[start : start + per_batch]
+                    for i, rgb in zip(chunk, self._run_rgb(job, [items[i].rgb for i in chunk]), strict=True):
+                        outputs[i] = rgb
+        results = []
+        for d, out in zip(items, outputs, strict=True):
+            assert out is not None  # every index belongs to one group
+            results.append(self._finish(job, d, out))
+        return results
+
+    def _run_rgb(self, job: _Job, rgbs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the model on same-size images (one batch); tiles when an image is over budget."""
+        h, w = rgbs[0].shape[:2]
+        multiple = job.model.multiple
+        if len(rgbs) == 1 and imaging.needs_tiling(w, h, self.pixel_budget):
+            # A uint8 view: run_tiled converts tile by tile, so no full-size float copy is made.
+            view = torch.from_numpy(_writable(rgbs[0])).permute(2, 0, 1).unsqueeze(0)
+            y = imaging.run_tiled(job.fn, view, tile=self.tile, overlap=self.overlap, multiple=multiple)
+            return [imaging.to_uint8(y)]
+        tensors = [imaging.to_tensor(rgb) for rgb in rgbs]
+        x = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
+        padded, pads = imaging.pad_to_multiple(x, multiple)
+        y = imaging.unpad(job.fn(padded), pads)
+        if y.shape[-2:] != x.shape[-2:] or y.shape[0] != x.shape[0]:
+            raise StylePackageError(
+                f"Style {job.model.name!r}: the generator returned {tuple(y.shape)} for {tuple(padded.shape)}"
+            )
+        return [imaging.to_uint8(y[i : i + 1]) for i in range(y.shape[0])]
+
+    @staticmethod
+    def _finish(job: _Job, decoded: DecodedImage, out: np.ndarray) -> Image.Image:
+        if job.preserve_color:
+            out = imaging.preserve_color(decoded.rgb, out)
+        if job.strength < 1.0:
+            out = imaging.blend(decoded.rgb, out, job.strength)
+        return imaging.finish(out, decoded)
+
+
+def _writable(arr: np.ndarray) -> np.ndarray:
+    # torch.from_numpy warns on read-only arrays (e.g. views of a caller's buffer); copy those.
+    return arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr, order="C")
+
+
+__all__ = [
+    "ArbitraryModel",
+    "Engine",
+    "FeedforwardModel",
+    "MultistyleModel",
+    "ResolvedStyle",
+    "StyleModel",
+    "resolve_device",
+]

@@ -1,0 +1,706 @@
+"""The one image pipeline of stylekit: decode, validate, convert, pad, tile, blend, encode.
+
+The local engine, the TorchServe handler and the web app all go through this module, so an
+image is read, checked and written the same way on every path. See ``docs/imaging.md``.
+
+Decoding turns any accepted input into a :class:`DecodedImage`: an HxWx3 ``uint8`` RGB array
+with EXIF orientation applied and the alpha channel (if any) kept aside, so that models only
+ever see RGB and the alpha can be put back on the result.
+
+Safety: the encoded size, the pixel count and the longest side are checked against
+:class:`ImageLimits` from the file header, before any pixel is decoded. Pillow's own
+decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is left on and untouched; when it
+fires, the caller gets :class:`~sdk.errors.ImageTooLargeError` like for our own limits.
+Truncated files are errors (``ImageFile.LOAD_TRUNCATED_IMAGES`` is never switched on), and
+only a short list of common raster formats is tried, keeping Pillow's rarer parsers (and EPS,
+which would run Ghostscript) away from untrusted input.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
+
+log = logging.getLogger(__name__)
+
+ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
+
+# Formats decode() accepts. MPO is what many phone cameras write (a JPEG with extra frames).
+DECODE_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+MIME: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_EXTENSIONS: dict[str, str] = {
+    "png": "PNG",
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "jpe": "JPEG",
+    "jfif": "JPEG",
+    "webp": "WEBP",
+}
+# JPEG has no alpha: transparent pixels are composited on this colour before encoding.
+JPEG_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
+
+# Pillow raises many exception types on malformed data, depending on the format plugin.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError)
+_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Limits checked before an image is decoded; settings, not constants.
+
+    ``ImageLimits.from_env()`` (what :func:`decode` uses when given no limits) lets the
+    environment override the defaults: ``STYLEKIT_MAX_BYTES``, ``STYLEKIT_MAX_PIXELS``,
+    ``STYLEKIT_MAX_SIDE``. Pillow's global guard ``Image.MAX_IMAGE_PIXELS`` (89.5 M pixels by
+    default) applies as well, so the lower of the two pixel limits wins.
+    """
+
+    max_bytes: int = 64 * 2**20  # encoded input size
+    max_pixels: int = 100_000_000  # decoded width * height
+    max_side: int = 20_000  # longest side in pixels
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pixels", "max_side"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadOptionError(f"ImageLimits.{name} must be a positive integer, not {value!r}.")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ImageLimits:
+        """Defaults, overridden by ``STYLEKIT_MAX_BYTES`` / ``_MAX_PIXELS`` / ``_MAX_SIDE``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for name in ("max_bytes", "max_pixels", "max_side"):
+            var = f"STYLEKIT_{name.upper()}"
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                raise BadOptionError(f"{var} must be a positive integer, not {raw!r}.") from None
+        return cls(**values)
+
+
+@dataclass
+class DecodedImage:
+    """An image ready for a model: RGB pixels, alpha kept aside, and where it came from."""
+
+    rgb: np.ndarray  # HxWx3 uint8, EXIF orientation applied
+    alpha: np.ndarray | None  # HxW uint8 if the input had transparency, else None
+    source_mode: str  # original PIL mode ("RGB", "CMYK", "I;16", "P", "RGBA", ...)
+    format: str | None  # "JPEG", "PNG", ... (None for arrays and PIL images without one)
+    size: tuple[int, int]  # (width, height) after EXIF transpose
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode(src: ImageInput, limits: ImageLimits | None = None) -> DecodedImage:
+    """Decode a path, bytes, binary file object, PIL image or uint8 array into RGB + alpha.
+
+    Animated images (GIF, APNG, WebP, MPO) give their first frame. Raises
+    :class:`InvalidImageError` for anything that is not a readable image and
+    :class:`ImageTooLargeError` when a limit is exceeded.
+    """
+    lim = limits if limits is not None else ImageLimits.from_env()
+    if isinstance(src, np.ndarray):
+        return _decode_array(src, lim)
+    if isinstance(src, Image.Image):
+        label = _label_for_pil(src)
+        _check_dimensions(src.size, label, lim)
+        return _decode_pil(src, label, lim, owned=False)
+    if isinstance(src, (str, os.PathLike)):
+        return _decode_path(Path(src), lim)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+        return _decode_bytes(data, "the image data", lim)
+    read = getattr(src, "read", None)
+    if callable(read):
+        name = getattr(src, "name", None)
+        label = f"'{name}'" if isinstance(name, str) and name else "the uploaded file"
+        chunk = read(lim.max_bytes + 1)
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise InvalidImageError(f"Cannot read an image from {label}: it is open in text mode.")
+        _check_byte_size(len(chunk), label, lim, lower_bound=True)
+        return _decode_bytes(bytes(chunk), label, lim)
+    raise InvalidImageError(
+        f"Cannot read an image from a {type(src).__name__}; give a path, bytes, a binary file, "
+        "a PIL image or an HxWx3 uint8 array."
+    )
+
+
+def _label_for_pil(im: Image.Image) -> str:
+    name = getattr(im, "filename", "")
+    return f"'{name}'" if isinstance(name, str) and name else "the given image"
+
+
+def _decode_path(path: Path, lim: ImageLimits) -> DecodedImage:
+    label = f"'{path}'"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InvalidImageError(f"Image file {label} does not exist.") from None
+    except OSError as exc:
+        raise InvalidImageError(f"Cannot read image file {label}: {exc.strerror or exc}.") from None
+    if path.is_dir():
+        raise InvalidImageError(f"{label} is a folder, not an image file.")
+    _check_byte_size(st.st_size, label, lim)
+    try:
+        with path.open("rb") as fh:
+            return _decode_stream(fh, label, lim, head=lambda: _read_head(path))
+    except OSError as exc:  # opening the file itself (permissions, ...)
+        raise InvalidImageError(f"Cannot read image file {label}: {exc.strerror or exc}.") from None
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(16)
+
+
+def _decode_bytes(data: bytes, label: str, lim: ImageLimits) -> DecodedImage:
+    _check_byte_size(len(data), label, lim)
+    return _decode_stream(io.BytesIO(data), label, lim, head=lambda: data[:16])
+
+
+def _check_byte_size(n: int, label: str, lim: ImageLimits, *, lower_bound: bool = False) -> None:
+    if n == 0:
+        raise InvalidImageError(f"{_cap(label)} is empty (0 bytes), not an image.")
+    if n > lim.max_bytes:
+        size = f"more than {_mb(lim.max_bytes)}" if lower_bound else _mb(n)
+        raise ImageTooLargeError(f"{_cap(label)} is {size}, over the limit of {_mb(lim.max_bytes)}.")
+
+
+def _decode_stream(fh: IO[bytes], label: str, lim: ImageLimits, head: Callable[[], bytes]) -> DecodedImage:
+    try:
+        with Image.open(fh, formats=DECODE_FORMATS) as im:
+            _check_dimensions(im.size, label, lim)
+            return _decode_pil(im, label, lim, owned=True)
+    except StylekitError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard fired (possibly as a warning turned into an error by a filter).
+        raise ImageTooLargeError(
+            f"{_cap(label)} is too large to decode safely (Pillow's decompression-bomb guard: {exc})"
+        ) from None
+    except UnidentifiedImageError:
+        kind = _sniff_non_image(head())
+        raise InvalidImageError(
+            f"{_cap(label)} is {kind}; supported formats are JPEG, PNG, WebP, GIF, BMP and TIFF."
+        ) from None
+    except _DECODE_ERRORS as exc:
+        raise InvalidImageError(f"{_cap(label)} is a corrupt or truncated image ({_reason(exc)}).") from None
+
+
+def _sniff_non_image(head: bytes) -> str:
+    if head.startswith(b"%PDF"):
+        return "a PDF document, not an image"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive, not an image"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not an image in a supported format"
+    return "text, not an image"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".")
+    return text or type(exc).__name__
+
+
+def _check_dimensions(size: tuple[int, int], label: str, lim: ImageLimits) -> None:
+    """Reject images over the limits using only the header's size (nothing decoded yet)."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise InvalidImageError(f"{_cap(label)} has no pixels ({w}x{h}).")
+    if max(w, h) > lim.max_side:
+        raise ImageTooLargeError(
+            f"{_cap(label)} is {w}x{h} pixels; its longest side is over the limit of {lim.max_side:,}."
+        )
+    guard = Image.MAX_IMAGE_PIXELS
+    limit = lim.max_pixels if guard is None else min(lim.max_pixels, int(guard))
+    if w * h > limit:
+        raise ImageTooLargeError(
+            f"{_cap(label)} is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} pixels."
+        )
+
+
+def _decode_pil(im: Image.Image, label: str, lim: ImageLimits, *, owned: bool) -> DecodedImage:
+    try:
+        n_frames = int(getattr(im, "n_frames", 1))
+        if n_frames > 1:
+            log.debug("%s has %d frames; using the first", label, n_frames)
+            im.seek(0)
+        im.load()
+        source_mode = im.mode
+        fmt = im.format
+        im = _apply_orientation(im, owned=owned)
+        _check_dimensions(im.size, label, lim)
+        rgb, alpha = _split_rgb_alpha(im)
+    except StylekitError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"{_cap(label)} is too large to decode safely ({exc})") from None
+    except _DECODE_ERRORS as exc:
+        raise InvalidImageError(f"{_cap(label)} is a corrupt or truncated image ({_reason(exc)}).") from None
+    h, w = rgb.shape[:2]
+    return DecodedImage(rgb=rgb, alpha=alpha, source_mode=source_mode, format=fmt, size=(w, h))
+
+
+def _apply_orientation(im: Image.Image, *, owned: bool) -> Image.Image:
+    """Rotate/flip per the EXIF orientation tag; never mutates an image the caller owns."""
+    if im.getexif().get(_ORIENTATION_TAG, 1) in (None, 1):
+        return im
+    if owned:
+        ImageOps.exif_transpose(im, in_place=True)
+        return im
+    return ImageOps.exif_transpose(im)
+
+
+def _split_rgb_alpha(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit grey (PNG/TIFF): scale 0..65535 to 0..255; clipping would turn most of it white.
+        grey = np.asarray(im).astype(np.float32)
+        grey8 = np.rint(np.clip(grey, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
+        return _grey_to_rgb(grey8), None
+    if mode == "F":
+        # Float images are taken as 0..1 when they fit, else as 0..255.
+        flt = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        scale = 255.0 if flt.size and float(flt.max()) <= 1.0 else 1.0
+        grey8 = np.rint(np.clip(flt * scale, 0, 255)).astype(np.uint8)
+        return _grey_to_rgb(grey8), None
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or im.has_transparency_data:
+        rgba = np.asarray(im.convert("RGBA"))
+        return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    if mode == "CMYK":
+        return np.array(_cmyk_to_rgb(im)), None
+    if mode != "RGB":
+        im = im.convert("RGB")
+    # np.array, not asarray: a writable array (torch.from_numpy warns on read-only ones).
+    return np.array(im), None
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(grey[..., None], (*grey.shape, 3)))
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    """CMYK through its embedded ICC profile when it has one (print profiles differ a lot)."""
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if out is not None:
+                return out
+        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+            log.debug("ignoring unusable CMYK ICC profile: %s", exc)
+    return im.convert("RGB")
+
+
+def _decode_array(arr: np.ndarray, lim: ImageLimits) -> DecodedImage:
+    label = "the array"
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(f"The image array must have dtype uint8, not {arr.dtype}.")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        mode = "L"
+    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
+        mode = "RGB" if arr.shape[2] == 3 else "RGBA"
+    else:
+        raise InvalidImageError(f"The image array must be HxW, HxWx3 or HxWx4, not shape {arr.shape}.")
+    h, w = arr.shape[:2]
+    _check_dimensions((w, h), label, lim)
+    if mode == "L":
+        rgb, alpha = _grey_to_rgb(arr), None
+    elif mode == "RGB":
+        rgb, alpha = np.ascontiguousarray(arr), None
+    else:
+        rgb, alpha = np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
+    return DecodedImage(rgb=rgb, alpha=alpha, source_mode=mode, format=None, size=(w, h))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def _cap(label: str) -> str:
+    return label[:1].upper() + label[1:]
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def resize_max_side(img: DecodedImage, max_side: int | None) -> DecodedImage:
+    """Shrink so the longest side is at most ``max_side`` (aspect kept); never upscales."""
+    if max_side is None:
+        return img
+    check_max_side(max_side)
+    w, h = img.size
+    if max(w, h) <= max_side:
+        return img
+    scale = max_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    rgb = np.array(_resize(Image.fromarray(img.rgb, "RGB"), size))
+    alpha = None if img.alpha is None else np.array(_resize(Image.fromarray(img.alpha, "L"), size))
+    return replace(img, rgb=rgb, alpha=alpha, size=size)
+
+
+def check_max_side(max_side: Any) -> int:
+    """Validate a ``max_side`` option: a positive integer."""
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
+        raise BadOptionError(f"max_side must be a positive integer, not {max_side!r}.")
+    return max_side
+
+
+def _resize(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    # reducing_gap first shrinks by an integer factor (fast box filter), then Lanczos.
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> [1, 3, H, W] float32 in [0, 1] (one allocation)."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise BadOptionError(f"to_tensor expects an HxWx3 uint8 array, not {rgb.dtype} {rgb.shape}.")
+    # astype makes the one new (writable, CHW-ordered) buffer; from_numpy then shares it.
+    chw = rgb.transpose(2, 0, 1).astype(np.float32, order="C")
+    return torch.from_numpy(chw).unsqueeze(0).div_(255.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """[1, 3, H, W] or [3, H, W] float in [0, 1] -> HxWx3 uint8 (clamped, rounded).
+
+    Works in bands of rows so a big image needs no second full-size float buffer.
+    """
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise BadOptionError(f"to_uint8 takes one image, not a batch of {t.shape[0]}.")
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise BadOptionError(f"to_uint8 expects [1, 3, H, W] or [3, H, W], not {tuple(t.shape)}.")
+    t = t.detach()
+    _, h, w = t.shape
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    band = max(1, 2**22 // max(1, w))
+    for r0 in range(0, h, band):
+        part = t[:, r0 : r0 + band].float().clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        out[r0 : r0 + band] = part.permute(1, 2, 0).cpu().numpy()
+    return out
+
+
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, extra: int = 0
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Reflect-pad [N, C, H, W] so H and W become multiples of ``multiple``.
+
+    ``extra`` pixels of mirrored context go on every side first; the rest of the padding goes
+    on the right and bottom only, so pixel (0, 0) stays on the model's stride grid (what makes
+    tiled and untiled runs line up). Returns the padded tensor and (left, right, top, bottom).
+    """
+    if multiple < 1 or extra < 0:
+        raise BadOptionError(f"pad_to_multiple needs multiple >= 1 and extra >= 0, not {multiple}, {extra}.")
+    h, w = x.shape[-2:]
+    bottom = extra + (-(h + 2 * extra)) % multiple
+    right = extra + (-(w + 2 * extra)) % multiple
+    pads = (extra, right, extra, bottom)
+    return _reflect_pad(x, pads), pads
+
+
+def _reflect_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    left, right, top, bottom = pads
+    if not any(pads):
+        return x
+    h, w = x.shape[-2:]
+    if max(left, right) < w and max(top, bottom) < h:
+        return F.pad(x, (left, right, top, bottom), mode="reflect")
+    # Padding wider than the image (tiny inputs): mirror repeatedly by index.
+    iy = _mirror_index(h, top, bottom, x.device)
+    ix = _mirror_index(w, left, right, x.device)
+    return x.index_select(-2, iy).index_select(-1, ix)
+
+
+def _mirror_index(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    idx = torch.arange(-before, n + after, device=device)
+    if n == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= n, period - idx, idx)
+
+
+def unpad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`: crop (left, right, top, bottom) off [..., H, W]."""
+    left, right, top, bottom = pads
+    h, w = x.shape[-2:]
+    return x[..., top : h - bottom, left : w - right]
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+def needs_tiling(width: int, height: int, pixel_budget: int) -> bool:
+    """Whether an image of this size should be run in tiles rather than in one piece."""
+    return width * height > pixel_budget
+
+
+def tile_spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
+    """Split ``[0, length)`` into spans of about ``tile`` pixels that overlap by >= ``overlap``.
+
+    Starts are multiples of ``multiple`` (so every tile sits on the model's stride grid); the
+    last span ends at ``length`` and may be up to ``multiple - 1`` pixels longer than ``tile``.
+    """
+    if length <= tile:
+        return [(0, length)]
+    step = max(multiple, (tile - overlap) // multiple * multiple)
+    # Spread the tiles evenly (rather than a fixed step and a last tile pulled far back), adding
+    # one while aligning the starts down to the multiple leaves an overlap short.
+    n = 1 + -(-(length - tile) // step)
+    while True:
+        starts = sorted({(i * (length - tile) // (n - 1)) // multiple * multiple for i in range(n)})
+        ends = [s + tile for s in starts[:-1]] + [length]
+        if all(ends[i] - starts[i + 1] >= overlap for i in range(len(starts) - 1)):
+            break
+        n += 1
+    return list(zip(starts, ends, strict=True))
+
+
+def _axis_weights(spans: list[tuple[int, int]], length: int, overlap: int) -> list[torch.Tensor]:
+    """1-D blend weights per span: linear ramps centred in each overlap, summing to 1 everywhere."""
+    raw: list[torch.Tensor] = []
+    for i, (s, e) in enumerate(spans):
+        pos = torch.arange(s, e, dtype=torch.float32) + 0.5
+        w = torch.ones(e - s, dtype=torch.float32)
+        if i > 0:
+            a, r = _ramp(spans[i - 1][1], s, overlap)
+            w = torch.minimum(w, ((pos - a) / r).clamp(0.0, 1.0))
+        if i + 1 < len(spans):
+            a, r = _ramp(e, spans[i + 1][0], overlap)
+            w = torch.minimum(w, (1.0 - (pos - a) / r).clamp(0.0, 1.0))
+        raw.append(w)
+    total = torch.zeros(length, dtype=torch.float32)
+    for (s, e), w in zip(spans, raw, strict=True):
+        total[s:e] += w
+    # Three spans can overlap near the far edge; normalising keeps the sum exactly 1.
+    return [w / total[s:e].clamp_min(1e-12) for (s, e), w in zip(spans, raw, strict=True)]
+
+
+def _ramp(prev_end: int, next_start: int, overlap: int) -> tuple[float, float]:
+    """Start and length of the ramp for the overlap [next_start, prev_end)."""
+    shared = prev_end - next_start
+    r = float(max(1, min(overlap, shared)))
+    return next_start + (shared - r) / 2.0, r
+
+
+def run_tiled(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    tile: int,
+    overlap: int,
+    multiple: int,
+) -> torch.Tensor:
+    """Run ``fn`` over overlapping tiles of ``x`` [N, 3, H, W] (CPU) and blend the results.
+
+    Each tile gets ``overlap`` pixels of real context on its inner sides (rounded up to the
+    multiple; cropped off again), is padded to the multiple, and goes through ``fn``; outputs
+    are added into one preallocated CPU tensor with linear ramps across the overlaps, so no
+    seam shows. ``x`` may be float in [0, 1] or ``uint8`` (converted one tile at a time, which
+    saves a full-size float copy). Memory: one tile's worth of model work plus the output.
+    """
+    if x.dim() != 4:
+        raise BadOptionError(f"run_tiled expects [N, C, H, W], not {tuple(x.shape)}.")
+    if multiple < 1 or overlap < 0 or tile - overlap < multiple:
+        raise BadOptionError(
+            f"Tiling needs multiple >= 1, overlap >= 0 and tile - overlap >= multiple "
+            f"(tile={tile}, overlap={overlap}, multiple={multiple})."
+        )
+    n, _, h, w = x.shape
+    context = -(-overlap // multiple) * multiple
+    ys, xs = tile_spans(h, tile, overlap, multiple), tile_spans(w, tile, overlap, multiple)
+    wys, wxs = _axis_weights(ys, h, overlap), _axis_weights(xs, w, overlap)
+    log.debug("tiling %dx%d into %d x %d tiles (tile %d, overlap %d)", w, h, len(xs), len(ys), tile, overlap)
+    out: torch.Tensor | None = None
+    for (y0, y1), wy in zip(ys, wys, strict=True):
+        iy0, iy1 = max(0, y0 - context), min(h, y1 + context)
+        for (x0, x1), wx in zip(xs, wxs, strict=True):
+            ix0, ix1 = max(0, x0 - context), min(w, x1 + context)
+            piece = _as_float(x[:, :, iy0:iy1, ix0:ix1])
+            padded, pads = pad_to_multiple(piece, multiple)
+            result = unpad(fn(padded), pads)
+            if result.shape[-2:] != piece.shape[-2:] or result.shape[0] != n:
+                raise StylekitError(
+                    f"The model returned {tuple(result.shape)} for a tile of {tuple(padded.shape)}; "
+                    "outputs must keep the input's batch and size."
+                )
+            core = result[:, :, y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0].float()
+            if out is None:
+                out = torch.zeros((n, core.shape[1], h, w), dtype=torch.float32)
+            out[:, :, y0:y1, x0:x1].addcmul_(core, wy[:, None] * wx[None, :])
+    if out is None:  # pragma: no cover - tile_spans always yields at least one span
+        raise StylekitError("Tiling produced no tiles.")
+    return out
+
+
+def _as_float(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.uint8:
+        return t.to(torch.float32).div_(255.0).contiguous()
+    return t.contiguous()
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def preserve_color(content_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
+    """Keep the photo's colours: chroma (Cb, Cr) from the photo, luminance (Y) from the style."""
+    _same_shape(content_rgb, stylized_rgb, "preserve_color")
+    _, cb, cr = Image.fromarray(content_rgb, "RGB").convert("YCbCr").split()
+    y = Image.fromarray(stylized_rgb, "RGB").convert("L")
+    return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
+
+
+def blend(content_rgb: np.ndarray, stylized_rgb: np.ndarray, strength: float) -> np.ndarray:
+    """Fade from the photo (strength 0) to the stylized image (strength 1)."""
+    _same_shape(content_rgb, stylized_rgb, "blend")
+    strength = check_strength(strength)
+    if strength == 1.0:
+        return stylized_rgb
+    if strength == 0.0:
+        return content_rgb
+    mixed = Image.blend(Image.fromarray(content_rgb, "RGB"), Image.fromarray(stylized_rgb, "RGB"), strength)
+    return np.asarray(mixed)
+
+
+def check_strength(strength: Any) -> float:
+    """Validate a style strength: a number in [0, 1]."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise BadOptionError(f"strength must be a number between 0 and 1, not {strength!r}.")
+    return float(strength)
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    if a.shape != b.shape or a.dtype != np.uint8 or b.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+        raise BadOptionError(
+            f"{what} needs two HxWx3 uint8 arrays of one size, "
+            f"not {a.dtype} {a.shape} and {b.dtype} {b.shape}."
+        )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def finish(rgb: np.ndarray, decoded: DecodedImage, size: tuple[int, int] | None = None) -> Image.Image:
+    """Turn model output into the final image: resized to ``size`` if given, alpha put back."""
+    img = Image.fromarray(rgb, "RGB")
+    if size is not None and size != img.size:
+        img = _resize(img, size)
+    if decoded.alpha is not None:
+        alpha = Image.fromarray(decoded.alpha, "L")
+        if alpha.size != img.size:
+            alpha = _resize(alpha, img.size)
+        img.putalpha(alpha)
+    return img
+
+
+def encode(img: Image.Image, format: str = "PNG", quality: int = 92) -> bytes:
+    """Encode as PNG, JPEG or WEBP; no EXIF or other metadata is written.
+
+    JPEG has no alpha channel: transparent areas are composited on white
+    (:data:`JPEG_BACKGROUND`). PNG and WebP keep the alpha.
+    """
+    fmt = _normalise_format(format)
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise BadOptionError(f"quality must be an integer from 1 to 100, not {quality!r}.")
+    if fmt == "JPEG":
+        img = _flatten_for_jpeg(img)
+    elif img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if img.has_transparency_data else "RGB")
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        # Level 3 is about twice as fast as Pillow's default 6 for a few percent more bytes.
+        img.save(buf, "PNG", compress_level=3, icc_profile=None)
+    elif fmt == "JPEG":
+        img.save(buf, "JPEG", quality=quality, optimize=False)
+    else:
+        img.save(buf, "WEBP", quality=quality)
+    return buf.getvalue()
+
+
+def _flatten_for_jpeg(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGB", "L"):
+        return img
+    if img.mode in ("RGBA", "LA", "PA", "RGBa") or img.has_transparency_data:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, JPEG_BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _normalise_format(name: str) -> str:
+    fmt = str(name).strip().upper().lstrip(".")
+    fmt = _EXTENSIONS.get(fmt.lower(), fmt)
+    if fmt not in MIME:
+        raise BadOptionError(f"Output format {name!r} is not supported; use PNG, JPEG or WEBP.")
+    return fmt
+
+
+def format_from_name(path_or_name: str) -> str:
+    """``"x.jpg"`` -> ``"JPEG"``; a bare format or extension (``"png"``, ``"WEBP"``) works too."""
+    suffix = Path(path_or_name).suffix
+    key = suffix[1:] if suffix else path_or_name
+    fmt = _EXTENSIONS.get(key.strip().lower())
+    if fmt is None and key.strip().upper() in MIME:
+        fmt = key.strip().upper()
+    if fmt is None:
+        raise BadOptionError(
+            f"Cannot tell the image format from {path_or_name!r}; use a .png, .jpg or .webp name."
+        )
+    return fmt
+
+
+def mime_type(format: str) -> str:
+    """MIME type for an output format name (``"JPEG"`` -> ``"image/jpeg"``)."""
+    return MIME[_normalise_format(format)]
+
+
+__all__ = [
+    "DECODE_FORMATS",
+    "JPEG_BACKGROUND",
+    "MIME",
+    "DecodedImage",
+    "ImageInput",
+    "ImageLimits",
+    "blend",
+    "check_max_side",
+    "check_strength",
+    "decode",
+    "encode",
+    "finish",
+    "format_from_name",
+    "mime_type",
+    "needs_tiling",
+    "pad_to_multiple",
+    "preserve_color",
+    "resize_max_side",
+    "run_tiled",
+    "tile_spans",
+    "to_tensor",
+    "to_uint8",
+    "unpad",
+]
