@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
 
-# Formats decode() accepts. MPO is what many phone cameras write (a JPEG with extra frames).
-DECODE_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# Formats decode() accepts. The JPEG opener also reads MPO, what many phone cameras write.
+DECODE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 MIME: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _EXTENSIONS: dict[str, str] = {
     "png": "PNG",
