@@ -1,0 +1,340 @@
+"""``stylekit stylize IN... -s STYLE``: stylize image files and folders, locally or on a server.
+
+One input writes one file (``-o out.png``, or ``<stem>-<style>.<ext>`` in ``-o DIR`` / the
+current folder); several inputs or a folder write into a folder, keeping the folders' layout.
+Everything that does not depend on the image (style, options, device, output names) is
+checked before the first image is touched: such an error stops the run (exit 2). With several
+inputs, a bad image is reported on stderr and the others go on; the exit status is then 1.
+
+Speed: this module imports only the standard library at start; torch comes with the engine,
+tqdm only when a progress bar is shown, httpx only with ``--server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sdk.errors import (
+    AuthenticationError,
+    BadOptionError,
+    InvalidImageError,
+    ServerError,
+    ServerUnavailableError,
+    StylekitError,
+)
+
+if TYPE_CHECKING:
+    from sdk.api import Backend
+
+log = logging.getLogger(__name__)
+
+# Suffixes picked up when walking a folder (a file named explicitly is always tried).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+SUFFIX_FOR = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IN", help="image files, or folders (searched for images)"
+    )
+    parser.add_argument(
+        "-s",
+        "--style",
+        required=True,
+        help="style name or alias, a package file (.pt), or a blend 'a=0.7,b=0.3'",
+    )
+    parser.add_argument(
+        "--style-image", metavar="P", help="the picture whose style to copy (arbitrary style)"
+    )
+    parser.add_argument(
+        "--strength", type=float, default=1.0, help="0..1: fade from the photo (0) to the style (1)"
+    )
+    parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT|DIR",
+        help="output file (one input) or folder (default: current folder)",
+    )
+    parser.add_argument(
+        "--format", choices=sorted(FORMATS), help="output format (default: from -o, else png)"
+    )
+    parser.add_argument(
+        "--max-side", type=int, metavar="N", help="shrink so the longest side is at most N pixels"
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--server", metavar="URL", help="stylize on a stylekit TorchServe server instead")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per image")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    output: Path | None  # None: the input does not exist (reported as a failed input)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: every check that does not need an image.
+
+
+def _style_label(style: str | Mapping[str, float], style_image: str | None, canonical: dict[str, str]) -> str:
+    """The ``<style>`` part of output names: the style's name, blends joined by '+'."""
+    if isinstance(style, Mapping):
+        label = "+".join(canonical.get(name, name) for name in style)
+    else:
+        label = canonical.get(style, Path(style).stem if style.lower().endswith((".pt", ".json")) else style)
+    if style_image:
+        label += "-" + Path(style_image).stem
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+
+
+def _output_format(args: argparse.Namespace, out_file: Path | None) -> str:
+    chosen = FORMATS[args.format] if args.format else None
+    if out_file is not None:
+        from sdk import imaging
+
+        from_name = imaging.format_from_name(out_file.name)
+        if chosen and chosen != from_name:
+            raise BadOptionError(
+                f"--format {args.format} does not match the output file name {out_file.name}."
+            )
+        return from_name
+    return chosen or "PNG"
+
+
+def _images_in(folder: Path, skip: Path | None) -> list[Path]:
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if skip is not None and path.resolve().is_relative_to(skip):
+            continue  # earlier results in an output folder inside the input folder
+        if path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def plan(args: argparse.Namespace, label: str) -> tuple[list[Job], str, bool]:
+    """Jobs (input -> output), the output format, and whether this is a batch (folder output)."""
+    inputs = [Path(p).expanduser() for p in args.inputs]
+    batch = len(inputs) > 1 or any(p.is_dir() for p in inputs)
+    out = Path(args.output).expanduser() if args.output else None
+    out_is_file = (
+        out is not None
+        and not out.is_dir()
+        and not str(args.output).endswith(("/", os.sep))
+        and bool(out.suffix)
+    )
+    if batch and out_is_file:
+        raise BadOptionError(f"Several inputs need a folder for -o, not the file name {args.output}.")
+    if batch and out is not None and out.exists() and not out.is_dir():
+        raise BadOptionError(f"-o {args.output} is a file; several inputs need a folder.")
+    out_file = out if out_is_file else None
+    out_dir = None if out_is_file else (out or Path("."))
+    fmt = _output_format(args, out_file)
+    suffix = SUFFIX_FOR[fmt]
+
+    jobs: list[Job] = []
+    for given in inputs:
+        if given.is_dir():
+            skip = out_dir.resolve() if out_dir is not None else None
+            found = _images_in(given, skip)
+            if not found:
+                print(f"stylekit: warning: no images in folder {given}", file=sys.stderr)
+            for path in found:
+                assert out_dir is not None  # a folder input makes this a batch
+                rel = path.relative_to(given)
+                jobs.append(Job(path, out_dir / rel.parent / f"{path.stem}-{label}{suffix}"))
+        elif not given.exists():
+            if not batch:
+                raise InvalidImageError(f"{given}: no such file or directory.")
+            jobs.append(Job(given, None))
+        else:
+            target = out_file or (out_dir or Path(".")) / f"{given.stem}-{label}{suffix}"
+            jobs.append(Job(given, target))
+    if not jobs:
+        raise BadOptionError("No images found in " + ", ".join(str(p) for p in inputs) + ".")
+
+    claimed: dict[Path, Path] = {}
+    for job in jobs:
+        if job.output is None:
+            continue
+        key = job.output.resolve()
+        if key == job.source.resolve():
+            raise BadOptionError(f"Refusing to overwrite the input {job.source} with its result.")
+        if key in claimed:
+            raise BadOptionError(f"{claimed[key]} and {job.source} would both be written to {job.output}.")
+        claimed[key] = job.source
+    return jobs, fmt, batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+class OutputWriteError(BadOptionError):
+    """An output file cannot be written (permissions, a full disk, a file where a folder goes)."""
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, so an interrupted run leaves no half image."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputWriteError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+
+
+def _is_per_image(exc: StylekitError) -> bool:
+    """Errors that belong to one input; anything else (style, options, server down) stops the run."""
+    if isinstance(exc, ServerUnavailableError | AuthenticationError):
+        return False
+    return isinstance(exc, InvalidImageError | ServerError | OutputWriteError)
+
+
+class _Reporter:
+    """Prints results and per-input errors, through tqdm's writer while a bar is shown."""
+
+    def __init__(self, total: int, as_json: bool) -> None:
+        self.as_json = as_json
+        self.bar: Any = None
+        if total > 1 and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", file=sys.stderr, leave=False)
+
+    def _out(self, line: str, stream: Any) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=stream)
+        else:
+            print(line, file=stream, flush=True)
+
+    def done(self, job: Job, size: tuple[int, int], seconds: float) -> None:
+        if self.as_json:
+            record = {
+                "input": str(job.source),
+                "output": str(job.output),
+                "size": list(size),
+                "seconds": round(seconds, 3),
+            }
+            self._out(json.dumps(record), sys.stdout)
+        else:
+            self._out(str(job.output), sys.stdout)
+        self.step()
+
+    def failed(self, job: Job, message: str, code: str) -> None:
+        # Image errors usually name the file already; say which input it was only when not.
+        where = "" if job.source.name in message else f"{job.source}: "
+        self._out(f"stylekit: error: {where}{message}", sys.stderr)
+        if self.as_json:
+            self._out(json.dumps({"input": str(job.source), "error": code, "message": message}), sys.stdout)
+        self.step()
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except StylekitError:
+        raise
+    except Exception as exc:
+        # Never a traceback for the user; -vv logs it.
+        log.debug("stylize failed", exc_info=True)
+        raise StylekitError(
+            f"Unexpected {type(exc).__name__}: {exc} (run 'stylekit -vv stylize ...' for details)."
+        ) from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    # torch 2.14 deprecates TorchScript loading with a FutureWarning on every load; that is a
+    # note for developers, not for someone stylizing a photo.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+    from sdk import api, imaging
+
+    style = api.parse_style(args.style)
+    strength = imaging.check_strength(args.strength)
+    if args.max_side is not None:
+        imaging.check_max_side(args.max_side)
+    if args.style_image is not None and not Path(args.style_image).is_file():
+        raise InvalidImageError(f"Style image {args.style_image}: no such file.")
+
+    backend: Backend | None = None
+    canonical: dict[str, str] = {}
+    if args.server:
+        if args.device != "auto":
+            raise BadOptionError("--device applies to local stylization; the server picks its own device.")
+        from sdk.client import StyleClient
+
+        backend = StyleClient(args.server)
+    else:
+        engine = api.engine(args.device)  # a missing GPU is an error before any image is read
+        # Resolve up front: an unknown style or a bad blend stops here, and names become canonical.
+        names = list(style) if isinstance(style, Mapping) else [style]
+        for name in names:
+            canonical[name] = engine.registry.get(name).name
+        if isinstance(style, Mapping):
+            engine.resolve(style)
+
+    jobs, fmt, batch = plan(args, _style_label(style, args.style_image, canonical))
+    reporter = _Reporter(len(jobs), args.json)
+    failures = 0
+    try:
+        for job in jobs:
+            if job.output is None:
+                failures += 1
+                reporter.failed(job, "no such file or directory.", InvalidImageError.code)
+                continue
+            start = time.perf_counter()
+            try:
+                image = api.stylize(
+                    job.source,
+                    style,
+                    style_image=args.style_image,
+                    strength=strength,
+                    preserve_color=args.preserve_color,
+                    max_side=args.max_side,
+                    device=args.device,
+                    backend=backend,
+                )
+                _write_atomic(job.output, imaging.encode(image, fmt))
+            except StylekitError as exc:
+                if not batch or not _is_per_image(exc):
+                    raise
+                failures += 1
+                reporter.failed(job, exc.message, exc.code)
+                continue
+            reporter.done(job, image.size, time.perf_counter() - start)
+    finally:
+        reporter.close()
+    if failures:
+        print(f"stylekit: {failures} of {len(jobs)} inputs failed", file=sys.stderr)
+        return 1
+    return 0
