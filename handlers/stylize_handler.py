@@ -1,0 +1,187 @@
+"""TorchServe handler for stylekit style packages (every kind: feedforward, multistyle, arbitrary).
+
+The archive holds the package's TorchScript file and its manifest (``stylekit archive``); the
+worker imports the installed ``sdk`` package, so the server's Python environment must have
+stylekit installed (``pip install stylekit[serve]``). The handler is thin on purpose: decoding,
+validation, inference, tiling and encoding all happen in ``sdk.imaging`` and ``sdk.engine``.
+
+A request is one image, sent as
+- the raw body (``Content-Type: image/jpeg``, ``image/png``, ...), options in ``X-Stylekit-*``
+  headers (``X-Stylekit-Style: la-muse``, ``X-Stylekit-Strength: 0.8``, ...);
+- a multipart form: the image in the field ``image`` (or ``data``/``file``), the style image of
+  the arbitrary kind in ``style_image``, options as further fields;
+- a JSON object: ``{"image": "<base64>", "style": "la-muse", "strength": 0.8, ...}``.
+
+Options: ``style`` (a sub-style name, or a blend ``{"la-muse": 0.7, "udnie": 0.3}``; a JSON
+string in form fields and headers), ``strength`` (0..1), ``preserve_color`` (bool),
+``format`` (PNG, JPEG, WEBP), ``max_side`` (int), ``style_image`` (arbitrary kind).
+The answer is the encoded image with its content type, or for a bad item a JSON error body
+(``StylekitError.to_dict()``) with its own 4xx status while the rest of the batch succeeds.
+
+``GET /models/<name>?customized=true`` on the management API returns the package description
+(kind, sub-styles with aliases, source, license) that ``StyleClient.styles()`` lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from handlers.requests import StyleRequest, parse_request
+from sdk import imaging
+from sdk.engine import Engine
+from sdk.errors import BadOptionError, StylekitError
+from sdk.package import StylePackage, read_package
+from sdk.registry import StyleRegistry, specs_from_package
+
+log = logging.getLogger(__name__)
+
+WARMUP_SIDE = 64
+
+
+class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyped
+    """Serves one style package; per-item status so one bad image never fails its batch."""
+
+    def initialize(self, context: Any) -> None:
+        props = context.system_properties
+        self.manifest = context.manifest
+        model_dir = Path(props["model_dir"])
+        serialized = self.manifest["model"]["serializedFile"]
+        self.package: StylePackage = read_package(model_dir / Path(serialized).with_suffix(".json"))
+        pkg = self.package.manifest
+        gpu_id = props.get("gpu_id")
+        # TorchServe assigns each worker a GPU (round robin) when the server has any.
+        device = f"cuda:{gpu_id}" if gpu_id is not None and torch.cuda.is_available() else "cpu"
+        self.registry = StyleRegistry()
+        self.specs = specs_from_package(self.package, origin=f"torchserve:{pkg.name}")
+        for spec in self.specs:
+            self.registry.register(spec)
+        # half=None: float16 on CUDA where the manifest allows it, float32 elsewhere.
+        self.engine = Engine(device=device, half=None, registry=self.registry)
+        self.half = device.startswith("cuda") and pkg.input.half
+        self._warm_up()
+        self.initialized = True
+        log.info(
+            "stylekit handler ready: %s (%s, %d style(s)) on %s", pkg.name, pkg.kind, len(self.specs), device
+        )
+
+    def _warm_up(self) -> None:
+        """One small image through the whole path, so the first request does not pay for loading."""
+        start = time.perf_counter()
+        gray = np.full((WARMUP_SIDE, WARMUP_SIDE, 3), 128, dtype=np.uint8)
+        style_image = gray if self.package.manifest.kind == "arbitrary" else None
+        self.engine.stylize(imaging.decode(gray), self.specs[0], style_image=style_image)
+        log.info("warm-up took %.2f s", time.perf_counter() - start)
+
+    def describe_handle(self) -> str:
+        """The package description returned by ``GET /models/<name>?customized=true``."""
+        pkg = self.package.manifest
+        styles = [
+            {
+                "name": spec.name,
+                "aliases": list(spec.aliases),
+                "description": spec.description,
+                "index": spec.index,
+            }
+            for spec in self.specs
+        ]
+        return json.dumps(
+            {
+                "name": pkg.name,
+                "kind": pkg.kind,
+                "version": pkg.version,
+                "description": pkg.description,
+                "styles": styles,
+                "source": pkg.source,
+                "input": {"multiple": pkg.input.multiple, "style_image_size": pkg.input.style_image_size},
+                "device": str(self.engine.device),
+                "half": self.half,
+            }
+        )
+
+    def _style_for(self, req: StyleRequest) -> str | dict[str, float]:
+        if req.style is not None:
+            return req.style
+        if len(self.specs) == 1:
+            return self.specs[0].name
+        names = ", ".join(spec.name for spec in self.specs)
+        raise BadOptionError(
+            f"Model {self.package.manifest.name!r} has several styles; choose one of: {names}."
+        )
+
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes | str]:
+        self.context = context
+        if self._is_describe():
+            return [self.describe_handle()]
+        start = time.perf_counter()
+        out: list[bytes | str | None] = [None] * len(data)
+        # Parse and decode each item on its own, so a bad one is answered alone...
+        groups: dict[tuple[Any, ...], list[tuple[int, StyleRequest, imaging.DecodedImage]]] = {}
+        for idx, item in enumerate(data):
+            try:
+                req = parse_request(item, context.get_all_request_header(idx))
+                decoded = imaging.decode(req.image, self.engine.limits)
+                style = self._style_for(req)
+            except StylekitError as exc:
+                out[idx] = self._error(context, idx, exc)
+                continue
+            groups.setdefault(_group_key(req, style), []).append((idx, req, decoded))
+        # ...and run the good ones with equal options together (the engine batches equal sizes on a GPU).
+        for members in groups.values():
+            for idx, body in self._run_group(members):
+                if isinstance(body, StylekitError):
+                    out[idx] = self._error(context, idx, body)
+                else:
+                    context.set_response_content_type(idx, imaging.MIME[members[0][1].format])
+                    out[idx] = body
+        context.metrics.add_time("HandlerTime", round((time.perf_counter() - start) * 1000, 2), None, "ms")
+        return [body if body is not None else "" for body in out]
+
+    def _run_group(
+        self, members: list[tuple[int, StyleRequest, imaging.DecodedImage]]
+    ) -> list[tuple[int, bytes | StylekitError]]:
+        req = members[0][1]
+        try:
+            images = self.engine.stylize_batch(
+                [decoded for _, _, decoded in members],
+                self._style_for(req),
+                style_image=req.style_image,
+                strength=req.strength,
+                preserve_color=req.preserve_color,
+                max_side=req.max_side,
+            )
+            return [
+                (idx, imaging.encode(img, req.format))
+                for (idx, _, _), img in zip(members, images, strict=True)
+            ]
+        except StylekitError as exc:
+            # Options are shared by the group, so an option error is every member's error.
+            return [(idx, exc) for idx, _, _ in members]
+        except Exception:
+            if len(members) > 1:
+                # Find the one image that breaks (e.g. out of memory) and answer the rest.
+                return [pair for member in members for pair in self._run_group([member])]
+            log.exception("stylizing item %d failed", members[0][0])
+            return [(members[0][0], StylekitError("Stylizing this image failed on the server."))]
+
+    @staticmethod
+    def _error(context: Any, idx: int, exc: StylekitError) -> str:
+        log.info("item %d: %s %s", idx, exc.http_status, exc.message)
+        context.set_response_status(exc.http_status, exc.code, idx)
+        context.set_response_content_type(idx, "application/json")
+        return json.dumps(exc.to_dict())
+
+
+def _group_key(req: StyleRequest, style: str | dict[str, float]) -> tuple[Any, ...]:
+    """Requests with equal keys can share one ``stylize_batch`` call."""
+    style_key = json.dumps(style, sort_keys=True)
+    style_image = hashlib.sha256(req.style_image).hexdigest() if req.style_image is not None else None
+    return (style_key, style_image, req.strength, req.preserve_color, req.max_side, req.format)

@@ -1,0 +1,594 @@
+"""A client for stylekit on TorchServe: ``StyleClient(url, token).stylize(img, style="...")``.
+
+It speaks TorchServe's REST APIs (inference, management, metrics) with the handler's request
+format (``handlers/stylize_handler.py``), maps every failure to the ``StylekitError`` family
+with the server's own message, retries what a retry can fix (503, a worker that died, a server
+that is restarting), and implements :class:`sdk.api.Backend`, so
+``sdk.stylize(img, style=..., backend=client)`` runs the same call remotely.
+
+Style names are the ones the server's archives provide: a multistyle archive serves each of
+its sub-styles (``la-muse``), other archives their own name. The client learns which archive
+serves which style from the management API (``styles()``); without management access a
+style name is taken as the archive's name.
+
+No torch import on this path: a remote-only user needs httpx, Pillow and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+
+from sdk.errors import (
+    AuthenticationError,
+    BadOptionError,
+    ImageTooLargeError,
+    InvalidImageError,
+    ServerError,
+    ServerUnavailableError,
+    StylekitError,
+    StylePackageError,
+    UnknownStyleError,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from sdk.imaging import ImageInput
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "STYLEKIT_TOKEN"
+MANAGEMENT_TOKEN_ENV = "STYLEKIT_MANAGEMENT_TOKEN"
+URL_ENV = "STYLEKIT_SERVER"
+FORMATS = ("PNG", "JPEG", "WEBP")
+# Our handler's error codes -> the class a local call would raise for the same mistake.
+_ERRORS_BY_CODE: dict[str, type[StylekitError]] = {
+    "invalid_image": InvalidImageError,
+    "image_too_large": ImageTooLargeError,
+    "bad_option": BadOptionError,
+    "unknown_style": UnknownStyleError,
+    "style_package_error": StylePackageError,
+}
+_RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RemoteStyle:
+    """A style a server offers: its name, the archive (model) serving it, and what it is."""
+
+    name: str
+    model: str
+    kind: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    index: int | None = None
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        data["source"] = dict(self.source)
+        return data
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """One item of :meth:`StyleClient.stylize_many`: the input and its image or its error."""
+
+    source: str
+    image: Image.Image | None = None
+    error: StylekitError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def parse_prometheus(text: str) -> dict[str, list[dict[str, Any]]]:
+    """Prometheus text format -> ``{metric: [{"labels": {...}, "value": float}, ...]}``."""
+    metrics: dict[str, list[dict[str, Any]]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        labels: dict[str, str] = {}
+        if "{" in line:
+            name, rest = line.split("{", 1)
+            body, _, value_part = rest.rpartition("}")
+            labels = _parse_labels(body)
+        else:
+            name, _, value_part = line.partition(" ")
+        fields = value_part.split()
+        if not fields:
+            continue
+        try:
+            value = float(fields[0])
+        except ValueError:
+            log.debug("skipping unparsable metrics line %r", line)
+            continue
+        metrics.setdefault(name.strip(), []).append({"labels": labels, "value": value})
+    return metrics
+
+
+def _parse_labels(body: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    i, n = 0, len(body)
+    while i < n:
+        eq = body.find("=", i)
+        if eq < 0:
+            break
+        key = body[i:eq].strip().lstrip(",").strip()
+        j = eq + 1
+        if j >= n or body[j] != '"':
+            break
+        j += 1
+        value = []
+        while j < n and body[j] != '"':
+            if body[j] == "\\" and j + 1 < n:
+                j += 1
+                value.append({"n": "\n"}.get(body[j], body[j]))
+            else:
+                value.append(body[j])
+            j += 1
+        labels[key] = "".join(value)
+        i = j + 1
+    return labels
+
+
+def _with_port_offset(url: str, offset: int) -> str | None:
+    parts = urlsplit(url)
+    if parts.port is None or parts.hostname is None:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit((parts.scheme, f"{host}:{parts.port + offset}", "", "", ""))
+
+
+class StyleClient:
+    """Stylize on a TorchServe running stylekit's handler; a :class:`sdk.api.Backend`.
+
+    ``url``: the inference API (``http://127.0.0.1:8080``); ``None`` means ``$STYLEKIT_SERVER``
+    or the server that ``stylekit serve start`` runs (its state file). ``token``: the inference
+    key; ``None`` means ``$STYLEKIT_TOKEN`` or the server's ``key_file.json``. The management
+    and metrics APIs default to the state file's addresses, else the next two ports after
+    ``url`` (the layout ``stylekit serve`` uses); the management key defaults the same way
+    (``management_token``, ``$STYLEKIT_MANAGEMENT_TOKEN``, key file, else ``token``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        management_url: str | None = None,
+        metrics_url: str | None = None,
+        management_token: str | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if retries < 0 or backoff < 0 or timeout <= 0:
+            raise BadOptionError("retries and backoff must be >= 0 and timeout > 0.")
+        from sdk.serving.server import ServerState
+
+        url = url or os.environ.get(URL_ENV) or None
+        state = ServerState.load(run_dir)
+        if url is None:
+            if state is None:
+                raise ServerUnavailableError(
+                    "No server URL given, $STYLEKIT_SERVER is not set and no 'stylekit serve start' "
+                    "server was found; pass StyleClient(url, token=...)."
+                )
+            url = state.inference_url
+        self.url = url.rstrip("/")
+        # The state file describes this server only if it is the one asked for.
+        own = state if state is not None and state.inference_url.rstrip("/") == self.url else None
+        self.management_url = (
+            management_url
+            or (own.management_url if own else None)
+            or _with_port_offset(self.url, 1)
+            or self.url
+        ).rstrip("/")
+        self.metrics_url = (
+            metrics_url or (own.metrics_url if own else None) or _with_port_offset(self.url, 2) or self.url
+        ).rstrip("/")
+        self._key_file = own.key_file if own is not None else None
+        self._token = token or os.environ.get(TOKEN_ENV) or None
+        self._management_token = management_token or os.environ.get(MANAGEMENT_TOKEN_ENV) or None
+        self._tokens_from_file = self._token is None and self._key_file is not None
+        if self._tokens_from_file:
+            self._load_key_file()
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._http = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=64))
+        self._catalog: dict[str, RemoteStyle] | None = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _load_key_file(self) -> None:
+        from sdk.serving.server import read_key_file
+
+        assert self._key_file is not None
+        keys = read_key_file(self._key_file)
+        self._token = keys.get("inference")
+        self._management_token = self._management_token or keys.get("management")
+
+    def _auth(self, management: bool) -> dict[str, str]:
+        token = (self._management_token or self._token) if management else self._token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> StyleClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StyleClient({self.url!r})"
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        management: bool = False,
+        retry: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries on 503/502/504, "worker died" and refused connections; raise typed errors."""
+        attempts = self.retries + 1 if retry else 1
+        refreshed = False
+        last: StylekitError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                resp = self._http.request(method, url, headers=self._auth(management), **kwargs)
+            except httpx.TimeoutException as exc:
+                raise ServerUnavailableError(f"{url} did not answer within {self.timeout:g} s.", 504) from exc
+            except httpx.TransportError as exc:
+                last = ServerUnavailableError(f"Cannot reach the style server at {url}: {exc}.")
+                log.info("attempt %d: %s", attempt + 1, last.message)
+                continue
+            if resp.status_code < 400:
+                return resp
+            error = _error_from_response(resp)
+            if isinstance(error, AuthenticationError) and self._tokens_from_file and not refreshed:
+                # Keys rotate (expiry, a restarted server): read the key file once more.
+                refreshed = True
+                self._load_key_file()
+                try:
+                    resp = self._http.request(method, url, headers=self._auth(management), **kwargs)
+                except httpx.TransportError as exc:
+                    raise ServerUnavailableError(f"Cannot reach the style server at {url}: {exc}.") from exc
+                if resp.status_code < 400:
+                    return resp
+                error = _error_from_response(resp)
+            if not _retryable(resp, error):
+                raise error
+            last = error
+            log.info("attempt %d: %s %s", attempt + 1, resp.status_code, error.message)
+        assert last is not None
+        if isinstance(last, ServerUnavailableError):
+            raise last
+        raise ServerUnavailableError(f"Gave up after {attempts} attempts: {last.message}", last.http_status)
+
+    # -- styles and models -------------------------------------------------------------------
+
+    def models(self) -> list[str]:
+        """Names of the models (archives) the server has registered."""
+        names: list[str] = []
+        next_page: str | None = ""
+        while next_page is not None:
+            params = {"limit": "100", **({"next_page_token": next_page} if next_page else {})}
+            body = self._request(
+                "GET", f"{self.management_url}/models", management=True, params=params
+            ).json()
+            names += [str(m["modelName"]) for m in body.get("models", [])]
+            next_page = body.get("nextPageToken") or None
+        return names
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """TorchServe's model description plus the handler's package description (``stylekit``)."""
+        resp = self._request(
+            "GET", f"{self.management_url}/models/{quote(name, safe='')}", management=True,
+            params={"customized": "true"},
+        )  # fmt: skip
+        entries = resp.json()
+        entry: dict[str, Any] = dict(entries[0]) if isinstance(entries, list) and entries else {}
+        # TorchServe embeds the handler's JSON as an object (older versions: as a string).
+        custom = entry.pop("customizedMetadata", None)
+        if isinstance(custom, str):
+            try:
+                custom = json.loads(custom)
+            except json.JSONDecodeError:
+                custom = None
+        entry["stylekit"] = custom if isinstance(custom, dict) else None
+        return entry
+
+    def styles(self, refresh: bool = True) -> list[RemoteStyle]:
+        """Every style the server offers (a multistyle archive lists each sub-style)."""
+        with self._lock:
+            if self._catalog is None or refresh:
+                catalog: dict[str, RemoteStyle] = {}
+                for model in self.models():
+                    info = self.describe(model).get("stylekit") or {}
+                    kind = str(info.get("kind", "unknown"))
+                    for sub in info.get("styles") or [{"name": model}]:
+                        style = RemoteStyle(
+                            name=str(sub["name"]),
+                            model=model,
+                            kind=kind,
+                            description=str(sub.get("description", "")),
+                            aliases=tuple(sub.get("aliases", ())),
+                            index=sub.get("index"),
+                            source=dict(info.get("source", {})),
+                        )
+                        catalog.setdefault(style.name.lower(), style)
+                self._catalog = catalog
+            return sorted(self._catalog.values(), key=lambda s: (s.model, s.index or 0, s.name))
+
+    def _target(self, style: str) -> tuple[str, str]:
+        """``style`` -> (model to post to, style name for the handler).
+
+        ``"model:style"`` names both and needs no management access (KServe, a proxy).
+        """
+        model, sep, name = style.partition(":")
+        if sep and model and name:
+            return model, name
+        return self._model_for(style), style
+
+    def _model_for(self, style: str) -> str:
+        key = style.lower()
+        try:
+            if self._catalog is None or not self._known(key):
+                self.styles(refresh=True)
+        except (AuthenticationError, ServerUnavailableError) as exc:
+            # No management access (a proxy, KServe): take the name as the archive's name.
+            log.debug("cannot list the server's styles (%s); using %r as the model name", exc.message, style)
+            return style
+        assert self._catalog is not None
+        for remote in self._catalog.values():
+            if key == remote.name.lower() or key in (a.lower() for a in remote.aliases):
+                return remote.model
+        if any(remote.model.lower() == key for remote in self._catalog.values()):
+            return style
+        names = ", ".join(sorted(self._catalog))
+        raise UnknownStyleError(f"The server at {self.url} has no style {style!r} (it has: {names}).")
+
+    def _known(self, key: str) -> bool:
+        assert self._catalog is not None
+        return any(
+            key == s.name.lower() or key == s.model.lower() or key in (a.lower() for a in s.aliases)
+            for s in self._catalog.values()
+        )
+
+    def health(self) -> dict[str, Any]:
+        """``/ping``: ``{"status": "Healthy"}`` when every model has its workers."""
+        body = self._request("GET", f"{self.url}/ping", retry=False).json()
+        return dict(body) if isinstance(body, dict) else {"status": str(body)}
+
+    def scale(self, name: str, workers: int, *, wait: bool = True) -> dict[str, Any]:
+        """Set the model's worker count (min = max = ``workers``)."""
+        if workers < 0:
+            raise BadOptionError(f"workers must be >= 0, not {workers}.")
+        params = {"min_worker": str(workers), "max_worker": str(workers), "synchronous": str(wait).lower()}
+        url = f"{self.management_url}/models/{quote(name, safe='')}"
+        resp = self._request("PUT", url, management=True, params=params)
+        return dict(resp.json())
+
+    def register(self, archive: str, *, workers: int = 1, wait: bool = True) -> dict[str, Any]:
+        """Register an archive from the server's model store (needs ``--enable-model-api``)."""
+        params = {"url": archive, "initial_workers": str(workers), "synchronous": str(wait).lower()}
+        resp = self._request(
+            "POST", f"{self.management_url}/models", management=True, params=params, retry=False
+        )
+        self._catalog = None
+        return dict(resp.json())
+
+    def unregister(self, name: str) -> dict[str, Any]:
+        """Unregister a model (needs ``--enable-model-api``)."""
+        url = f"{self.management_url}/models/{quote(name, safe='')}"
+        resp = self._request("DELETE", url, management=True, retry=False)
+        self._catalog = None
+        return dict(resp.json())
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """The metrics API's Prometheus text, parsed (see :func:`parse_prometheus`)."""
+        resp = self._request("GET", f"{self.metrics_url}/metrics", management=True)
+        return parse_prometheus(resp.text)
+
+    # -- stylizing -----------------------------------------------------------------------------
+
+    def stylize(
+        self,
+        image: ImageInput,
+        style: str | os.PathLike[str] | Mapping[str, float],
+        *,
+        style_image: ImageInput | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        format: str = "PNG",
+    ) -> Image.Image:
+        """Stylize on the server; same options and errors as :func:`sdk.stylize`."""
+        from sdk import imaging
+
+        content = self.stylize_bytes(
+            image, style, style_image=style_image, strength=strength, preserve_color=preserve_color,
+            max_side=max_side, format=format,
+        )  # fmt: skip
+        decoded = imaging.decode(content)
+        return imaging.finish(decoded.rgb, decoded)
+
+    def stylize_bytes(
+        self,
+        image: ImageInput,
+        style: str | os.PathLike[str] | Mapping[str, float],
+        *,
+        style_image: ImageInput | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        format: str = "PNG",
+    ) -> bytes:
+        """Like :meth:`stylize`, but return the encoded image the server sent (``format``)."""
+        fmt = format.upper().replace("JPG", "JPEG")
+        if fmt not in FORMATS:
+            raise BadOptionError(f"format must be one of {', '.join(FORMATS)}, not {format!r}.")
+        if isinstance(style, os.PathLike) or (isinstance(style, str) and style.endswith((".pt", ".json"))):
+            raise BadOptionError(
+                "A server serves its own archives; name one of its styles, not a package file."
+            )
+        if isinstance(style, Mapping):
+            targets = [self._target(str(name)) for name in style]
+            models = {model for model, _ in targets}
+            if len(models) != 1:
+                raise BadOptionError(
+                    "A blend needs sub-styles of one network; these are served by "
+                    f"different models ({', '.join(sorted(models))})."
+                )
+            model = models.pop()
+            blend = {name: float(weight) for (_, name), weight in zip(targets, style.values(), strict=True)}
+            style_field = json.dumps(blend)
+        else:
+            model, style_field = self._target(style)
+        data = {
+            "style": style_field,
+            "strength": repr(float(strength)),
+            "preserve_color": "true" if preserve_color else "false",
+            "format": fmt,
+        }
+        if max_side is not None:
+            data["max_side"] = str(int(max_side))
+        files = {"image": _upload(image, "image")}
+        if style_image is not None:
+            files["style_image"] = _upload(style_image, "style_image")
+        resp = self._request(
+            "POST", f"{self.url}/predictions/{quote(model, safe='')}", data=data, files=files
+        )
+        return resp.content
+
+    def stylize_many(
+        self,
+        images: Iterable[ImageInput],
+        style: str | Mapping[str, float],
+        *,
+        concurrency: int = 8,
+        progress: bool = True,
+        **options: Any,
+    ) -> Iterator[BulkResult]:
+        """Stylize many images with at most ``concurrency`` requests in flight; results in input order.
+
+        One failing image does not stop the others: its :class:`BulkResult` carries the error.
+        """
+        if concurrency < 1:
+            raise BadOptionError(f"concurrency must be >= 1, not {concurrency}.")
+        items = list(images)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), unit="img", desc="stylize")
+
+        def one(item: ImageInput) -> BulkResult:
+            label = str(item) if isinstance(item, (str, os.PathLike)) else type(item).__name__
+            try:
+                return BulkResult(label, image=self.stylize(item, style, **options))
+            except StylekitError as exc:
+                return BulkResult(label, error=exc)
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stylekit-client") as pool:
+            pending: list[Future[BulkResult]] = []
+            it = iter(items)
+            try:
+                # Keep a bounded window in flight so huge lists never queue all their uploads.
+                for item in it:
+                    pending.append(pool.submit(one, item))
+                    if len(pending) >= concurrency * 2:
+                        yield self._finish(pending.pop(0), bar)
+                while pending:
+                    yield self._finish(pending.pop(0), bar)
+            finally:
+                for fut in pending:
+                    fut.cancel()
+                if bar is not None:
+                    bar.close()
+
+    @staticmethod
+    def _finish(fut: Future[BulkResult], bar: Any) -> BulkResult:
+        result = fut.result()
+        if bar is not None:
+            bar.update(1)
+        return result
+
+
+def _upload(image: ImageInput, field_name: str) -> tuple[str, bytes, str]:
+    """An image as a multipart file: file bytes are sent as they are, the server decodes them."""
+    if isinstance(image, (bytes, bytearray)):
+        return (field_name, bytes(image), "application/octet-stream")
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        try:
+            return (path.name, path.read_bytes(), "application/octet-stream")
+        except OSError as exc:
+            raise InvalidImageError(f"Cannot read image {path}: {exc.strerror or exc}.") from exc
+    if hasattr(image, "read"):
+        data = image.read()
+        if not isinstance(data, bytes):
+            raise InvalidImageError("A file object given as image must be opened in binary mode.")
+        return (field_name, data, "application/octet-stream")
+    # PIL images and arrays: through the one image pipeline, sent losslessly as PNG.
+    from sdk import imaging
+
+    decoded = imaging.decode(image)
+    return (f"{field_name}.png", imaging.encode(imaging.finish(decoded.rgb, decoded), "PNG"), "image/png")
+
+
+def _error_from_response(resp: httpx.Response) -> StylekitError:
+    """A server answer >= 400 -> the matching ``StylekitError`` with the server's message."""
+    status = resp.status_code
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):  # our handler's body
+        message = str(body.get("message", body["error"]))
+        cls = _ERRORS_BY_CODE.get(body["error"])
+        return cls(message) if cls is not None else ServerError(message, status)
+    message = str(body.get("message", "")) if isinstance(body, dict) else resp.text.strip()[:500]
+    kind = str(body.get("type", "")) if isinstance(body, dict) else ""
+    message = message or f"HTTP {status} {resp.reason_phrase}"
+    if kind == "InvalidKeyException" or status in (401, 403):
+        return AuthenticationError(f"The server refused the token: {message}", status)
+    if status == 404 and kind in ("ModelNotFoundException", "ModelVersionNotFoundException"):
+        return UnknownStyleError(message)
+    if status == 413:
+        return ImageTooLargeError(f"The server refused the upload as too large: {message}")
+    if status in _RETRY_STATUSES or "worker died" in message.lower():
+        return ServerUnavailableError(message, status)
+    return ServerError(message, status)
+
+
+def _retryable(resp: httpx.Response, error: StylekitError) -> bool:
+    return isinstance(error, ServerUnavailableError) or resp.status_code in _RETRY_STATUSES
+
+
+__all__ = ["BulkResult", "RemoteStyle", "StyleClient", "parse_prometheus"]

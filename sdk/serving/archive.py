@@ -1,0 +1,169 @@
+"""``stylekit archive``: pack style packages as TorchServe model archives (``.mar``).
+
+One archive per style package: a multistyle network becomes one archive that serves all its
+sub-styles. An archive holds the package's TorchScript file, its manifest (and any other file
+the manifest pins), the handler ``handlers/stylize_handler.py`` and the model-config YAML
+(batch size, delay, workers, timeout) from ``deploy/model-config/<name>.yaml`` or
+``default.yaml``. The handler imports the installed ``sdk`` package: the server's Python
+environment needs stylekit installed, the archive carries no copy of the SDK.
+
+Each archive's sha256 is written beside it (``NAME.mar.sha256``, ``sha256sum -c`` format) and
+printed with the rest of the summary as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sdk.errors import BadOptionError, StylekitError, StylePackageError
+from sdk.package import StylePackage, read_package, sha256_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "model-config"
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    name: str
+    kind: str
+    version: str
+    archive: str
+    sha256: str
+    styles: list[str]
+    model_config: str | None
+
+
+def handler_file() -> Path:
+    import handlers
+
+    path = Path(handlers.__file__).resolve().parent / "stylize_handler.py"
+    if not path.is_file():
+        raise StylekitError(f"The stylekit handler {path} is missing from the installed package.")
+    return path
+
+
+def model_config_for(name: str, config_dir: Path | None) -> Path | None:
+    folder = config_dir if config_dir is not None else DEFAULT_CONFIG_DIR
+    for candidate in (folder / f"{name}.yaml", folder / "default.yaml"):
+        if candidate.is_file():
+            return candidate
+    if config_dir is not None:
+        raise BadOptionError(f"No {name}.yaml or default.yaml in {config_dir}.")
+    log.warning("no model config for %s: TorchServe defaults apply (batch size 1)", name)
+    return None
+
+
+def build_archive(
+    pkg: StylePackage,
+    out_dir: str | os.PathLike[str],
+    *,
+    config_dir: str | os.PathLike[str] | None = None,
+    force: bool = True,
+) -> ArchiveInfo:
+    """Verify ``pkg`` and write ``out_dir/<name>.mar`` plus its ``.sha256`` sidecar."""
+    pkg.verify()
+    man = pkg.manifest
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = model_config_for(man.name, Path(config_dir) if config_dir is not None else None)
+    manifest_file = (pkg.root / man.model_file).with_suffix(".json")
+    extra = [manifest_file, *(pkg.root / f for f in man.files if f != man.model_file)]
+    with tempfile.TemporaryDirectory(prefix="stylekit-archive-") as tmp:
+        cmd = [
+            sys.executable, "-m", "model_archiver.model_packaging",
+            "--model-name", man.name,
+            "--version", man.version,
+            "--serialized-file", str(pkg.model_path),
+            "--handler", str(handler_file()),
+            "--extra-files", ",".join(str(p) for p in extra),
+            "--export-path", tmp,
+        ]  # fmt: skip
+        if config is not None:
+            cmd += ["--config-file", str(config)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        built = Path(tmp) / f"{man.name}.mar"
+        if done.returncode != 0 or not built.is_file():
+            raise StylekitError(
+                f"torch-model-archiver failed for {man.name!r} (exit {done.returncode}): "
+                f"{(done.stderr or done.stdout).strip()[-800:]}"
+            )
+        target = out / built.name
+        if target.exists() and not force:
+            raise BadOptionError(f"{target} exists (use --force to overwrite).")
+        # Copy then rename, so the model store never shows a half-written archive.
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(built, partial)
+        os.replace(partial, target)
+    digest = sha256_file(target)
+    Path(f"{target}.sha256").write_text(f"{digest}  {target.name}\n", encoding="utf-8")
+    styles = [s.name for s in sorted(man.styles, key=lambda s: s.index)] or [man.name]
+    log.info("archived %s -> %s (sha256 %s)", man.name, target, digest[:12])
+    return ArchiveInfo(
+        man.name, man.kind, man.version, str(target), digest, styles, str(config) if config else None
+    )
+
+
+def packages_for(names: list[str], all_styles: bool) -> list[StylePackage]:
+    """Style packages named by path or style name, or every registered one (``--all``)."""
+    from sdk.registry import default_registry, looks_like_path
+
+    found: dict[Path, StylePackage] = {}
+    if all_styles:
+        registry = default_registry()
+        for spec in registry.list():
+            pkg = spec.package()
+            found.setdefault(pkg.model_path.resolve(), pkg)
+        for error in registry.errors:
+            log.warning("skipped a style source: %s", error.message)
+    for name in names:
+        pkg = read_package(name) if looks_like_path(name) else default_registry().get(name).package()
+        found.setdefault(pkg.model_path.resolve(), pkg)
+    if not found:
+        raise BadOptionError("Nothing to archive: name style packages or styles, or pass --all.")
+    by_name: dict[str, Path] = {}
+    for path, pkg in found.items():
+        if pkg.manifest.name in by_name:
+            raise StylePackageError(
+                f"Two packages are named {pkg.manifest.name!r} ({by_name[pkg.manifest.name]} and {path}); "
+                "archive them one at a time into different folders."
+            )
+        by_name[pkg.manifest.name] = path
+    return list(found.values())
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "packages", nargs="*", metavar="PACKAGE", help="style package (.pt/.json) or style name"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="every registered style package (built-ins included)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="model_archives", help="model store (default model_archives)"
+    )
+    parser.add_argument(
+        "--config-dir",
+        help="folder of <name>.yaml / default.yaml model configs (default deploy/model-config)",
+    )
+    parser.add_argument(
+        "--no-force", action="store_true", help="fail instead of overwriting an existing archive"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    infos = [
+        build_archive(pkg, args.output, config_dir=args.config_dir, force=not args.no_force)
+        for pkg in packages_for(list(args.packages), args.all)
+    ]
+    print(json.dumps([asdict(info) for info in infos], indent=2))
+    return 0

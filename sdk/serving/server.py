@@ -1,0 +1,450 @@
+"""``stylekit serve start|status|stop``: a local TorchServe for the archives in a model store.
+
+TorchServe keeps per-server files in shared places (``$TMPDIR/.model_server.pid``,
+``$TEMP/models``, ``/tmp/.ts.sock.<worker port>``) and writes its token file into its working
+directory. So every server gets a *run directory* of its own: working directory, ``TMPDIR`` and
+``TEMP``, logs, the effective ``config.properties`` and ``key_file.json`` all live there, and a
+``state.json`` records where the server listens. The server runs in its own session, so stopping
+it can end every process it started (launcher, Java frontend, Python workers) and nothing else.
+
+Clients find the server through that state file: ``StyleClient()`` with no arguments reads
+``$STYLEKIT_HOME/serve/state.json`` and the tokens from the key file beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sdk.errors import BadOptionError, ServerError, ServerUnavailableError
+
+log = logging.getLogger(__name__)
+
+REPO_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+STATE_FILE = "state.json"
+KEY_FILE = "key_file.json"
+
+
+def stylekit_home() -> Path:
+    """The user's stylekit folder (``$STYLEKIT_HOME``, default ``~/.stylekit``)."""
+    return Path(os.environ.get("STYLEKIT_HOME") or Path.home() / ".stylekit")
+
+
+def default_run_dir() -> Path:
+    return stylekit_home() / "serve"
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Read the ``key=value`` lines of a Java properties file (the subset TorchServe configs use)."""
+    props: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        # Java unescapes backslashes on load; keep the written form so a rewrite round-trips.
+        props[key.strip()] = value.strip()
+    return props
+
+
+def write_properties(path: Path, props: dict[str, str]) -> None:
+    lines = ["# Written by `stylekit serve start`; edit the source config instead."]
+    lines += [f"{key}={value}" for key, value in props.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _java_regex_literal(text: str) -> str:
+    """Escape ``text`` for a Java regex inside a properties file (backslashes doubled once more)."""
+    out = []
+    for ch in text:
+        if ch in r"\.[]{}()*+?^$|":
+            out.append("\\\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@dataclass
+class ServerState:
+    """Where a server started by :func:`start` runs; saved as ``state.json`` in its run dir."""
+
+    pid: int
+    run_dir: str
+    inference_url: str
+    management_url: str
+    metrics_url: str
+    model_store: str
+    models: list[str] = field(default_factory=list)
+    gpu: bool = False
+    started_at: float = 0.0
+
+    @property
+    def key_file(self) -> Path:
+        return Path(self.run_dir) / KEY_FILE
+
+    def tokens(self) -> dict[str, str]:
+        """The current ``inference``/``management``/``api`` keys from the server's key file."""
+        return read_key_file(self.key_file)
+
+    def save(self) -> None:
+        path = Path(self.run_dir) / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str] | None = None) -> ServerState | None:
+        path = Path(run_dir or default_run_dir()) / STATE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ServerError(f"Unreadable server state file {path}: {exc}.") from exc
+
+
+def read_key_file(path: Path) -> dict[str, str]:
+    """``key_file.json`` -> ``{"inference": key, "management": key, "api": key}``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ServerError(f"Cannot read TorchServe key file {path}: {exc}.") from exc
+    keys: dict[str, str] = {}
+    for kind in ("inference", "management"):
+        entry = data.get(kind)
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+            keys[kind] = entry["key"]
+    api = data.get("API")
+    if isinstance(api, dict) and isinstance(api.get("key"), str):
+        keys["api"] = api["key"]
+    return keys
+
+
+def _session_processes(sid: int) -> list[Any]:
+    """Every live process in session ``sid`` (the server's launcher, Java, the workers)."""
+    import psutil  # a TorchServe dependency; only the serve commands need it
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def session_alive(sid: int) -> bool:
+    return bool(_session_processes(sid))
+
+
+def _pick_models(store: Path, models: str) -> list[str]:
+    available = sorted(p.stem for p in store.glob("*.mar"))
+    if models == "all":
+        if not available:
+            raise BadOptionError(f"No model archives (*.mar) in {store}; run 'stylekit archive --all' first.")
+        return available
+    wanted = [m.strip() for m in models.split(",") if m.strip()]
+    missing = [m for m in wanted if m not in available]
+    if missing or not wanted:
+        raise BadOptionError(
+            f"No archive for {', '.join(missing) or '(none given)'} in {store} "
+            f"(available: {', '.join(available) or 'none'})."
+        )
+    return wanted
+
+
+def _url(address: str) -> str:
+    return address.rstrip("/")
+
+
+def _ping(url: str, token: str | None, timeout: float = 2.0) -> dict[str, Any] | None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        resp = httpx.get(f"{url}/ping", headers=headers, timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200:
+        return None
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def start(
+    *,
+    config: str | os.PathLike[str] | None = None,
+    model_store: str | os.PathLike[str] | None = None,
+    models: str = "all",
+    gpu: bool = False,
+    port: int | None = None,
+    worker_port: int | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    timeout: float = 120.0,
+) -> ServerState:
+    """Start TorchServe in its own session and wait until it answers ``/ping`` as Healthy.
+
+    ``port`` sets the inference port and puts management, metrics and the two gRPC ports on
+    the next four, all on 127.0.0.1; without it the addresses come from the config file
+    (the shipped one binds loopback). Without ``gpu`` the server runs on CPU only.
+    """
+    run = Path(run_dir or default_run_dir()).resolve()
+    existing = ServerState.load(run)
+    if existing is not None and session_alive(existing.pid):
+        raise ServerError(
+            f"A server started from {run} is already running (pid {existing.pid}, "
+            f"{existing.inference_url}); stop it first with 'stylekit serve stop'."
+        )
+    cfg_path = Path(config) if config else REPO_DEPLOY / "config.properties"
+    if not cfg_path.is_file():
+        raise BadOptionError(f"TorchServe config {cfg_path} not found (pass --config).")
+    props = read_properties(cfg_path)
+    # A relative model_store in the config is relative to where the command runs, as for TorchServe.
+    store = Path(
+        model_store if model_store is not None else props.get("model_store", "model_archives")
+    ).resolve()
+    if not store.is_dir():
+        raise BadOptionError(f"Model store {store} is not a folder.")
+    chosen = _pick_models(store, models)
+
+    props["model_store"] = str(store)
+    props["load_models"] = ",".join(f"{m}={m}.mar" for m in chosen)
+    # Models can come from this store only; no URL of any other place is allowed.
+    props["allowed_urls"] = f"^file://{_java_regex_literal(str(store))}/[^/]+{_java_regex_literal('.mar')}$"
+    if not gpu:
+        props["number_of_gpu"] = "0"
+    if port is not None:
+        props["inference_address"] = f"http://127.0.0.1:{port}"
+        props["management_address"] = f"http://127.0.0.1:{port + 1}"
+        props["metrics_address"] = f"http://127.0.0.1:{port + 2}"
+        props["grpc_inference_address"] = "127.0.0.1"
+        props["grpc_inference_port"] = str(port + 3)
+        props["grpc_management_address"] = "127.0.0.1"
+        props["grpc_management_port"] = str(port + 4)
+    if worker_port is not None:
+        props["initial_worker_port"] = str(worker_port)
+
+    run.mkdir(parents=True, exist_ok=True)
+    tmp = run / "tmp"
+    tmp.mkdir(exist_ok=True)
+    (run / "logs").mkdir(exist_ok=True)
+    for stale in (run / KEY_FILE, run / STATE_FILE, tmp / ".model_server.pid"):
+        stale.unlink(missing_ok=True)
+    effective = run / "config.properties"
+    write_properties(effective, props)
+
+    env = dict(os.environ)
+    env.update(
+        TMPDIR=str(tmp), TEMP=str(tmp), LOG_LOCATION=str(run / "logs"), METRICS_LOCATION=str(run / "logs")
+    )
+    env.pop("TS_CONFIG_FILE", None)
+    cmd = [
+        sys.executable, "-m", "ts.model_server", "--start", "--foreground",
+        "--ts-config", str(effective), "--model-store", str(store), "--no-config-snapshots",
+    ]  # fmt: skip
+    out = open(run / "logs" / "torchserve.out", "ab")  # noqa: SIM115 - the child owns it
+    try:
+        proc = subprocess.Popen(
+            cmd, cwd=run, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    finally:
+        out.close()
+    state = ServerState(
+        pid=proc.pid,
+        run_dir=str(run),
+        inference_url=_url(props.get("inference_address", "http://127.0.0.1:8080")),
+        management_url=_url(props.get("management_address", "http://127.0.0.1:8081")),
+        metrics_url=_url(props.get("metrics_address", "http://127.0.0.1:8082")),
+        model_store=str(store),
+        models=chosen,
+        gpu=gpu,
+        started_at=time.time(),
+    )
+    state.save()
+    log.info("started TorchServe (session %d) in %s", proc.pid, run)
+    try:
+        _wait_healthy(state, proc, timeout)
+    except BaseException:
+        stop(state)
+        raise
+    return state
+
+
+def _log_tail(run: Path, lines: int = 15) -> str:
+    text = ""
+    for name in ("torchserve.out", "ts_log.log", "model_log.log"):
+        path = run / "logs" / name
+        if path.is_file():
+            text += "".join(path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-lines:])
+    return text.strip()
+
+
+def _wait_healthy(state: ServerState, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerUnavailableError(
+                f"TorchServe exited with status {proc.returncode} while starting; log tail:\n"
+                f"{_log_tail(Path(state.run_dir))}"
+            )
+        if state.key_file.is_file():
+            try:
+                token = state.tokens().get("inference")
+            except ServerError:
+                token = None  # being written
+            body = _ping(state.inference_url, token)
+            # /ping says Healthy before the first workers have loaded their models.
+            if body is not None and body.get("status") == "Healthy" and _workers_ready(state):
+                log.info("TorchServe healthy at %s", state.inference_url)
+                return
+        time.sleep(0.25)
+    raise ServerUnavailableError(
+        f"TorchServe did not become healthy within {timeout:.0f} s; "
+        f"log tail:\n{_log_tail(Path(state.run_dir))}"
+    )
+
+
+def _workers_ready(state: ServerState) -> bool:
+    """True when every model of ``state`` has at least one worker and all of them are READY."""
+    try:
+        token = state.tokens().get("management")
+    except ServerError:
+        return False
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    for name in state.models:
+        try:
+            resp = httpx.get(f"{state.management_url}/models/{name}", headers=headers, timeout=5)
+            workers = resp.json()[0].get("workers", []) if resp.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, IndexError, AttributeError):
+            return False
+        if not workers or any(w.get("status") != "READY" for w in workers):
+            return False
+    return True
+
+
+def stop(state: ServerState | None = None, *, run_dir: str | os.PathLike[str] | None = None,
+         timeout: float = 30.0) -> bool:  # fmt: skip
+    """Stop the server and every process of its session; ``False`` if none was running."""
+    if state is None:
+        state = ServerState.load(run_dir)
+        if state is None:
+            return False
+    run = Path(state.run_dir)
+    was_running = session_alive(state.pid)
+    if was_running:
+        # TERM to the whole group: the Java frontend runs its shutdown hook (workers stop),
+        # the launcher exits; whatever is left after the grace period is killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and session_alive(state.pid):
+            time.sleep(0.2)
+        leftovers = _session_processes(state.pid)
+        for proc in leftovers:
+            log.warning("killing TorchServe process %d that ignored SIGTERM", proc.pid)
+            proc.kill()
+        if leftovers:
+            import psutil
+
+            psutil.wait_procs(leftovers, timeout=10)
+    # Reap the launcher if it is our child (a stop in the same process as the start).
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(state.pid, os.WNOHANG)
+    for name in (STATE_FILE, KEY_FILE):
+        (run / name).unlink(missing_ok=True)
+    (run / "tmp" / ".model_server.pid").unlink(missing_ok=True)
+    log.info("stopped TorchServe (session %d)", state.pid)
+    return was_running
+
+
+def status(run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Where the server runs, whether it answers, and its models with their worker states."""
+    state = ServerState.load(run_dir)
+    if state is None or not session_alive(state.pid):
+        return {"running": False, "run_dir": str(Path(run_dir or default_run_dir()))}
+    info: dict[str, Any] = {"running": True, **asdict(state), "key_file": str(state.key_file)}
+    try:
+        tokens = state.tokens()
+    except ServerError:
+        tokens = {}
+    ping = _ping(state.inference_url, tokens.get("inference"))
+    info["health"] = ping.get("status") if ping else "unreachable"
+    headers = {"Authorization": f"Bearer {tokens['management']}"} if "management" in tokens else {}
+    models: dict[str, Any] = {}
+    for name in state.models:
+        try:
+            resp = httpx.get(f"{state.management_url}/models/{name}", headers=headers, timeout=5)
+            described = resp.json() if resp.status_code == 200 else []
+        except (httpx.HTTPError, ValueError):
+            described = []
+        if described:
+            workers = described[0].get("workers", [])
+            models[name] = {
+                "version": described[0].get("modelVersion"),
+                "batch_size": described[0].get("batchSize"),
+                "workers": [
+                    {"pid": w.get("pid"), "status": w.get("status"), "gpu": w.get("gpu")} for w in workers
+                ],
+            }
+        else:
+            models[name] = {"workers": []}
+    info["models"] = models
+    return info
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run_help = "folder for this server's config, logs, temp files and tokens (default $STYLEKIT_HOME/serve)"
+    p_start = sub.add_parser("start", help="start TorchServe in the background and wait until it is healthy")
+    p_start.add_argument("--config", help="TorchServe config.properties (default deploy/config.properties)")
+    p_start.add_argument(
+        "--model-store", help="folder with the .mar files (default: the config's model_store)"
+    )
+    p_start.add_argument("--models", default="all", help="'all' or a comma list of archive names")
+    p_start.add_argument("--gpu", action="store_true", help="use the visible GPUs (default: CPU only)")
+    p_start.add_argument(
+        "--port", type=int, help="inference port; management, metrics, gRPC use the next four"
+    )
+    p_start.add_argument("--worker-port", type=int, help="first port of the Python workers")
+    p_start.add_argument("--run-dir", help=run_help)
+    p_start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
+    for name, text in (
+        ("status", "show whether the server runs and its models"),
+        ("stop", "stop the server"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--run-dir", help=run_help)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        state = start(
+            config=args.config, model_store=args.model_store, models=args.models, gpu=args.gpu,
+            port=args.port, worker_port=args.worker_port, run_dir=args.run_dir, timeout=args.timeout,
+        )  # fmt: skip
+        print(f"TorchServe is serving {', '.join(state.models)} at {state.inference_url}")
+        print(f"management {state.management_url}, metrics {state.metrics_url}; tokens in {state.key_file}")
+        return 0
+    if args.action == "status":
+        info = status(args.run_dir)
+        print(json.dumps(info, indent=2))
+        return 0 if info["running"] else 1
+    stopped = stop(run_dir=args.run_dir)
+    print("TorchServe stopped." if stopped else "No server was running.")
+    return 0

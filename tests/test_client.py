@@ -1,0 +1,203 @@
+"""StyleClient without a TorchServe: configuration, token discovery, error mapping, metrics parsing.
+
+Everything that needs a real server (stylizing, retries after a worker dies, auth refusal)
+is in ``test_serving.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sdk.client import StyleClient, _error_from_response, parse_prometheus
+from sdk.errors import (
+    AuthenticationError,
+    BadOptionError,
+    ImageTooLargeError,
+    InvalidImageError,
+    ServerError,
+    ServerUnavailableError,
+    UnknownStyleError,
+)
+from sdk.serving.server import ServerState
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_server_files(run_dir: Path, port: int) -> ServerState:
+    """A state file and a key file laid out as ``stylekit serve start`` and TorchServe write them."""
+    run_dir.mkdir(parents=True)
+    state = ServerState(
+        pid=1,
+        run_dir=str(run_dir),
+        inference_url=f"http://127.0.0.1:{port}",
+        management_url=f"http://127.0.0.1:{port + 10}",
+        metrics_url=f"http://127.0.0.1:{port + 20}",
+        model_store=str(run_dir),
+    )
+    state.save()
+    keys = {
+        "management": {"key": "mgmt-key", "expiration time": "2026-11-25T18:00:00Z"},
+        "inference": {"key": "infer-key", "expiration time": "2026-11-25T18:00:00Z"},
+        "API": {"key": "api-key"},
+    }
+    (run_dir / "key_file.json").write_text(json.dumps(keys), encoding="utf-8")
+    return state
+
+
+def _response(status: int, body: object, url: str = "http://127.0.0.1:1/predictions/x") -> httpx.Response:
+    return httpx.Response(status, json=body, request=httpx.Request("POST", url))
+
+
+def test_no_arguments_finds_the_served_state_and_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("STYLEKIT_TOKEN", raising=False)
+    monkeypatch.delenv("STYLEKIT_SERVER", raising=False)
+    _write_server_files(tmp_path / "serve", 18555)
+    client = StyleClient()
+    assert client.url == "http://127.0.0.1:18555"
+    assert client.management_url == "http://127.0.0.1:18565"
+    assert client.metrics_url == "http://127.0.0.1:18575"
+    assert client._auth(management=False) == {"Authorization": "Bearer infer-key"}
+    assert client._auth(management=True) == {"Authorization": "Bearer mgmt-key"}
+
+
+def test_explicit_token_and_env_win_over_the_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path))
+    _write_server_files(tmp_path / "serve", 18556)
+    monkeypatch.setenv("STYLEKIT_TOKEN", "from-env")
+    assert StyleClient()._auth(management=False) == {"Authorization": "Bearer from-env"}
+    assert StyleClient(token="given")._auth(management=False) == {"Authorization": "Bearer given"}
+
+
+def test_other_url_derives_management_and_metrics_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("STYLEKIT_TOKEN", raising=False)
+    client = StyleClient("http://127.0.0.1:9080/", token="t")
+    assert (client.url, client.management_url, client.metrics_url) == (
+        "http://127.0.0.1:9080",
+        "http://127.0.0.1:9081",
+        "http://127.0.0.1:9082",
+    )
+    # A management token defaults to the inference token when nothing else names one.
+    assert client._auth(management=True) == {"Authorization": "Bearer t"}
+
+
+def test_no_server_anywhere_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("STYLEKIT_SERVER", raising=False)
+    with pytest.raises(ServerUnavailableError, match="stylekit serve start"):
+        StyleClient()
+
+
+def test_connection_refused_is_server_unavailable_after_retries(photos: list[Path]) -> None:
+    client = StyleClient(f"http://127.0.0.1:{_free_port()}", token="t", retries=2, backoff=0.0)
+    with pytest.raises(ServerUnavailableError, match="Cannot reach"):
+        client.stylize(photos[0], "model:style")
+    with pytest.raises(ServerUnavailableError):
+        client.health()
+
+
+def test_option_errors_are_raised_before_any_request(photos: list[Path]) -> None:
+    client = StyleClient(f"http://127.0.0.1:{_free_port()}", token="t", retries=0)
+    with pytest.raises(BadOptionError, match="format"):
+        client.stylize(photos[0], "a:b", format="TIFF")
+    with pytest.raises(BadOptionError, match="package file"):
+        client.stylize(photos[0], "my_style.pt")
+    with pytest.raises(BadOptionError, match="different models"):
+        client.stylize(photos[0], {"net1:a": 0.5, "net2:b": 0.5})
+    with pytest.raises(InvalidImageError, match="Cannot read"):
+        client.stylize(Path("/nonexistent/photo.jpg"), "a:b")
+    with pytest.raises(BadOptionError):
+        StyleClient("http://127.0.0.1:1", token="t", retries=-1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected", "message"),
+    [
+        (400, {"error": "invalid_image", "message": "corrupt", "status": 400}, InvalidImageError, "corrupt"),
+        (400, {"error": "bad_option", "message": "strength", "status": 400}, BadOptionError, "strength"),
+        (404, {"error": "unknown_style", "message": "no such", "status": 404}, UnknownStyleError, "no such"),
+        (413, {"error": "image_too_large", "message": "pixels", "status": 413}, ImageTooLargeError, "pixels"),
+        (400, {"code": 400, "type": "InvalidKeyException", "message": "Token"}, AuthenticationError, "Token"),
+        (
+            404,
+            {"code": 404, "type": "ModelNotFoundException", "message": "Model not found"},
+            UnknownStyleError,
+            "",
+        ),
+        (
+            413,
+            {"code": 413, "type": "TooLongFrameException", "message": "too big"},
+            ImageTooLargeError,
+            "too big",
+        ),
+        (
+            503,
+            {"code": 503, "type": "ServiceUnavailableException", "message": "busy"},
+            ServerUnavailableError,
+            "",
+        ),
+        (
+            500,
+            {"code": 500, "type": "InternalServerException", "message": "Worker died."},
+            ServerUnavailableError,
+            "",
+        ),
+        (500, {"error": "internal_error", "message": "boom", "status": 500}, ServerError, "boom"),
+    ],
+)
+def test_server_answers_map_to_the_error_family(
+    status: int, body: object, expected: type[Exception], message: str
+) -> None:
+    error = _error_from_response(_response(status, body))
+    assert type(error) is expected
+    assert message in error.message
+
+
+def test_prometheus_text_is_parsed_with_labels() -> None:
+    text = "\n".join(
+        [
+            "# HELP ts_inference_requests_total Total number of inference requests.",
+            "# TYPE ts_inference_requests_total counter",
+            'ts_inference_requests_total{model_name="multistyle26",model_version="default",hostname="h"} 12',
+            'ts_queue_latency_microseconds{model_name="a",model_version="default",hostname="h"} 1.5e3',
+            'odd_label{path="a \\"quoted\\" value"} 1',
+            "up 1",
+            "",
+        ]
+    )
+    metrics = parse_prometheus(text)
+    assert metrics["ts_inference_requests_total"] == [
+        {"labels": {"model_name": "multistyle26", "model_version": "default", "hostname": "h"}, "value": 12.0}
+    ]
+    assert metrics["ts_queue_latency_microseconds"][0]["value"] == 1500.0
+    assert metrics["odd_label"][0]["labels"] == {"path": 'a "quoted" value'}
+    assert metrics["up"] == [{"labels": {}, "value": 1.0}]
+
+
+def test_importing_the_client_does_not_import_torch() -> None:
+    code = (
+        "import sys, sdk\n"
+        "from sdk.client import StyleClient\n"
+        "StyleClient('http://127.0.0.1:1', token='t')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
