@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from sdk.api import list_styles
     from sdk.registry import default_registry
 
+    registry_log = logging.getLogger("sdk.registry")
+    if not registry_log.isEnabledFor(logging.INFO):
+        # Discovery problems are printed below, one line each; without -v, don't log them twice.
+        registry_log.setLevel(logging.ERROR)
     infos = list_styles(args.pattern)
     for error in default_registry().errors:
         print(f"stylekit: warning: {error.message}", file=sys.stderr)
