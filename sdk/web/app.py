@@ -359,8 +359,15 @@ class _State:
         )  # fmt: skip
         return imaging.encode(image, fmt)
 
-    async def run(self, fn: partial[T]) -> T:
-        """Run blocking work (decode, inference, encode) in a worker thread, a few at a time."""
+    async def run(self, fn: partial[T], *, heavy: bool = True) -> T:
+        """Run blocking work in a worker thread, never on the event loop.
+
+        Heavy work (decode, inference, encode) runs ``concurrency`` jobs at a time: the model
+        already uses every core, more at once only adds memory. Light work (listing styles,
+        asking the server's health) uses anyio's default pool, so it never waits behind a photo.
+        """
+        if not heavy:
+            return await anyio.to_thread.run_sync(fn)
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.settings.concurrency)
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
@@ -445,7 +452,7 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         """Alive; with a style server, also that the server answers."""
         health = getattr(state.backend, "health", None)
         if health is not None and callable(health):
-            await state.run(partial(health))
+            await state.run(partial(health), heavy=False)
         return HealthOut(status="ok", backend="server" if state.remote else "local")
 
     @app.get("/api/info", response_model=InfoOut)
@@ -461,7 +468,7 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
     @app.get("/api/styles", response_model=list[StyleOut], responses=_ERRORS)
     async def styles() -> list[StyleOut]:
         """Every style the backend can run."""
-        return await state.run(partial(state.styles))
+        return await state.run(partial(state.styles), heavy=False)
 
     @app.get(
         "/api/styles/{name}/thumbnail",
@@ -473,7 +480,7 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         headers = {"Cache-Control": "public, max-age=3600"}
         async with state.thumbnail_lock(name):
             if name not in state.thumbnails:
-                found = {s.name: s for s in await state.run(partial(state.styles))}
+                found = {s.name: s for s in await state.run(partial(state.styles), heavy=False)}
                 if name not in found:
                     raise UnknownStyleError(f"No style named {name!r}.")
                 if found[name].kind == "arbitrary":

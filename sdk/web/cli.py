@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from sdk.errors import BadOptionError
-
-log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
     settings = WebSettings(
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_side=args.max_side, sample=args.sample
     )
-    backend = None
-    if args.server:
-        from sdk.client import StyleClient
+    if not args.server:
+        app = create_app(settings=settings, device=args.device)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    from sdk.client import StyleClient
 
-        backend = StyleClient(args.server, token=args.token)
-    app = create_app(backend, settings=settings, device=args.device)
-    log.info("stylekit web on http://%s:%d", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    with StyleClient(args.server, token=args.token) as client:
+        app = create_app(client, settings=settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
