@@ -253,6 +253,8 @@ class Engine:
         self.overlap = overlap
         self.limits = limits if limits is not None else ImageLimits.from_env()
         self._registry = registry
+        # Same-size images go through the model as one tensor batch only where that pays (GPU).
+        self.batch_same_size = self.device.type != "cpu"
         self._models: dict[tuple[str, int, int, str, str], StyleModel] = {}
         self._lock = threading.Lock()
         log.info("stylekit engine on %s (half=%s)", self.device, half)
@@ -307,7 +309,7 @@ class Engine:
         """
         job = self._prepare(style, style_image, strength, preserve_color, max_side)
         decoded = [self._decode(item) for item in items]
-        return self._run_items(job, decoded, batch=self.device.type != "cpu")
+        return self._run_items(job, decoded, batch=self.batch_same_size)
 
     def resolve(self, style: str | Mapping[str, float] | StyleSpec) -> ResolvedStyle:
         """Turn a style argument into a package (and a weight row for multistyle)."""
