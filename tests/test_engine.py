@@ -93,6 +93,7 @@ def _write(module: nn.Module, out: Path, manifest: Manifest) -> StylePackage:
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StylePackage]:
     root = tmp_path_factory.mktemp("packages")
+    xyz = tuple(SubStyle(i, c) for i, c in enumerate("xyz"))
     tri = tuple(SubStyle(i, n, aliases=(str(i),)) for i, n in enumerate(("reds", "greens", "blues")))
     return {
         "ff": _write(TinyFeedforward(), root / "ff", Manifest("tiny-ff", "feedforward", "tiny-ff.pt")),
@@ -101,7 +102,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StylePackage
         "multi2": _write(
             TinyMultistyle(),
             root / "multi2",
-            Manifest("other", "multistyle", "other.pt", styles=tuple(SubStyle(i, n) for i, n in enumerate("xyz"))),
+            Manifest("other", "multistyle", "other.pt", styles=xyz),
         ),
         "arb": _write(
             TinyArbitrary(),
@@ -119,7 +120,8 @@ def _specs(pkg: StylePackage) -> list[StyleSpec]:
     if m.kind != "multistyle":
         return [StyleSpec(m.name, m.kind, loader)]
     return [
-        StyleSpec(s.name, "multistyle", loader, aliases=s.aliases, metadata={"index": s.index}) for s in m.styles
+        StyleSpec(s.name, "multistyle", loader, aliases=s.aliases, metadata={"index": s.index})
+        for s in m.styles
     ]
 
 
