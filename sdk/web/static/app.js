@@ -182,7 +182,19 @@ function onStyleChange() {
   select.replaceChildren(...partners.map((s) => new Option(displayName(s), s.name)));
   if (partners.some((s) => s.name === previous)) select.value = previous;
   updateBlend();
+  showStyleInfo(style);
   setStatus(`Style: ${displayName(style)}`);
+}
+
+function showStyleInfo(style) {
+  $("style-info-thumb").src = style.thumbnail_url;
+  $("style-info-name").textContent = displayName(style);
+  const about = style.kind === "arbitrary"
+    ? "Upload any painting: its colours and brush strokes are copied onto your photo."
+    : style.description || "A style of the collection.";
+  $("style-info-text").textContent = [about, style.license ? `License: ${style.license}` : ""]
+    .filter(Boolean).join(" · ");
+  $("style-info").hidden = false;
 }
 
 function updateBlend() {
@@ -219,7 +231,13 @@ function setBusy(busy, label) {
   button.querySelector(".primary-label").textContent = busy ? "Painting…" : "Stylize";
   $("progress").hidden = !busy;
   $("result-frame").setAttribute("aria-busy", String(busy));
-  if (busy) setStatus(`Painting your photo with ${label}…`);
+  if (busy) {
+    setStatus(`Painting your photo with ${label}…`);
+    // In the one-column layout the result is below the controls: bring it into view.
+    if (window.matchMedia("(max-width: 899px)").matches) {
+      $("stage").scrollIntoView({ behavior: "smooth", block: "start" });
+    }
+  }
 }
 
 function fileNameFrom(response, fallback) {
