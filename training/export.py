@@ -104,6 +104,10 @@ def export_generator(
     return package, installed
 
 
+def _source(style_file: str) -> dict[str, str]:
+    return {"file": style_file, "attribution": f"trained with stylekit from {style_file}"}
+
+
 def _training_record(ckpt: dict[str, Any], params: int) -> dict[str, Any]:
     return {
         "config": ckpt["config"],
@@ -127,7 +131,7 @@ def export_trainer(trainer: Trainer) -> tuple[StylePackage, StylePackage | None]
         name=cfg.name,
         out_dir=cfg.run_dir,
         training=_training_record(state, count_parameters(trainer.generator)),
-        source={"file": cfg.style_image.name},
+        source=_source(cfg.style_image.name),
         thumbnail=state["style_thumbnail"] or None,
         install=cfg.install,
     )
@@ -155,7 +159,7 @@ def export_checkpoint(
         name=style_name,
         out_dir=target,
         training=_training_record(ckpt, count_parameters(generator)),
-        source={"file": ckpt["style_source"]},
+        source=_source(str(ckpt["style_source"])),
         thumbnail=ckpt["style_thumbnail"] or None,
         install=install,
     )

@@ -86,6 +86,23 @@ def vgg_layer_names(arch: str) -> list[str]:
     return names
 
 
+def vgg_features(arch: str) -> nn.Sequential:
+    """An untrained VGG ``features`` stack with torchvision's module indices (so its state dicts load).
+
+    Built here rather than through ``torchvision.models.vgg19()``, which would also allocate and
+    initialise the 120M-parameter classifier only to throw it away.
+    """
+    layers: list[nn.Module] = []
+    channels = 3
+    for block, convs in enumerate(_VGG_BLOCKS[arch]):
+        width = min(64 * 2**block, 512)
+        for _ in range(convs):
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+            channels = width
+        layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers)
+
+
 class VGGPerceptual(PerceptualNetwork):
     """torchvision VGG-16/19 ``features`` (no classifier), truncated after the deepest layer used."""
 
@@ -108,12 +125,9 @@ class VGGPerceptual(PerceptualNetwork):
         if not layers:
             raise BadOptionError(f"{arch}: no layers requested.")
         last = max(names.index(layer) for layer in layers)
-        # Plain (not in-place) ReLUs: an in-place ReLU after a captured conv output would
-        # overwrite it; keeping every module out-of-place makes any layer safe to request.
-        mods: list[nn.Module] = [
-            nn.ReLU(inplace=False) if isinstance(m, nn.ReLU) else m for m in list(features)[: last + 1]
-        ]
-        self.features = nn.Sequential(*mods)
+        # Plain (not in-place) ReLUs in vgg_features(): an in-place ReLU would overwrite a
+        # captured conv output, so every layer is safe to request.
+        self.features = nn.Sequential(*list(features)[: last + 1])
         self._names = names[: last + 1]
         self._wanted = frozenset(layers)
         self.mean: torch.Tensor
@@ -244,11 +258,9 @@ def build_loss_network(
         make: Any = cls
         mobilenet: PerceptualNetwork = make(layers=layers)
         return mobilenet.to(device)
-    from torchvision.models import vgg16, vgg19
-
     wanted = tuple(layers) if layers is not None else cls.default_content_layers + cls.default_style_layers
     wanted = tuple(dict.fromkeys(wanted))  # de-duplicate, keep order
-    features = (vgg19 if name == "vgg19" else vgg16)(weights=None).features
+    features = vgg_features(name)
     if pretrained:
         state, source = _load_vgg_state(name, weights, download)
         try:
@@ -273,5 +285,6 @@ __all__ = [
     "build_loss_network",
     "network_class",
     "torchvision_cache_path",
+    "vgg_features",
     "vgg_layer_names",
 ]

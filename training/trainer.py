@@ -81,6 +81,7 @@ class TrainResult:
     interrupted: bool = False
     stop_signal: int | None = None  # the signal that interrupted the run
     skipped_files: list[str] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)  # logged losses, with "step"
     package: StylePackage | None = None  # in the run folder
     installed: StylePackage | None = None  # in $STYLEKIT_HOME/styles
 
@@ -261,6 +262,7 @@ class Trainer:
         self._thumbnail = style_thumbnail(config.style_image) if self.dist.is_main else b""
         self._stop_signal: int | None = None
         self._writer: Any = None
+        self.history: list[dict[str, float]] = []
         self._last_batch: tuple[torch.Tensor, torch.Tensor] | None = None  # for TensorBoard samples
 
         if config.resume:
@@ -425,7 +427,7 @@ class Trainer:
                 losses["total"] = losses["total"] + cfg.adversarial_weight * losses["adversarial"]
         nonfinite, stop = self._agree(not bool(torch.isfinite(losses["total"]).item()))
         if nonfinite:
-            bad = {k: float(v) for k, v in losses.items()}
+            bad = {k: float(v.detach()) for k, v in losses.items()}
             last = self.config.checkpoint_path
             where = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
             raise TrainingError(
@@ -529,6 +531,7 @@ class Trainer:
             interrupted=interrupted,
             stop_signal=self._stop_signal,
             skipped_files=sorted(self.skipped),
+            history=list(self.history),
         )
         if self.skipped and main:
             log.warning("skipped %d unreadable training image(s)", len(self.skipped))
@@ -550,8 +553,9 @@ class Trainer:
         self.skipped |= new
 
     def _log(self, losses: dict[str, torch.Tensor], rate: float, bar: Any) -> None:
-        self.losses = {k: float(v) for k, v in losses.items()}
+        self.losses = {k: float(v.detach()) for k, v in losses.items()}
         self.losses["images_per_second"] = rate
+        self.history.append({"step": float(self.step), **self.losses})
         if not self.dist.is_main:
             return
         bar.set_postfix(

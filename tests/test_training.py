@@ -1,0 +1,442 @@
+"""Training library: generator, loss networks, losses, data, trainer, export, CLIs, DDP.
+
+Offline: the VGG-19 here is RANDOM-INIT (a features state dict written by the fixture
+``random_vgg19``), so these tests check the machinery (losses fall, resume is exact, export
+round-trips), not the taste of the styles. Sizes are tiny (64 px crops, width 0.25).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+import sdk
+from sdk import imaging
+from sdk.cli import main as stylekit_main
+from sdk.errors import InvalidImageError, TrainingError, WeightsNotFoundError
+from sdk.package import read_package
+from training.config import TrainConfig
+from training.data import ImageFolderDataset, ResumableSampler, find_images
+from training.export import export_checkpoint
+from training.generator import TransformerNet, count_parameters
+from training.loss_networks import VGG_WEIGHTS_ENV, build_loss_network, vgg_layer_names
+from training.losses import gram_matrix, total_variation
+from training.trainer import Trainer, load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Loss weights for a random-init VGG, whose features are far smaller than ImageNet-trained ones.
+RANDOM_VGG_WEIGHTS = {"content_weight": 1.0, "style_weight": 1e6, "tv_weight": 1.0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    """One intra-op thread: these tiny convolutions gain nothing from two, and on a loaded
+    2-core machine OpenMP threads spinning against other processes make steps ~8x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def random_vgg19(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RANDOM-INIT VGG-19 features state dict (seeded): the offline stand-in for ImageNet weights."""
+    path = tmp_path_factory.mktemp("vgg") / "vgg19-features-RANDOM-INIT-for-tests.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.vgg19().features.state_dict(), path)
+    return path
+
+
+def link_photos(photos: list[Path], folder: Path, count: int) -> Path:
+    """A small data folder of symlinks (the shared images are never copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in photos[:count]:
+        (folder / photo.name).symlink_to(photo)
+    return folder
+
+
+def tiny_config(data: Path, style: Path, out: Path, vgg: Path, **overrides: Any) -> TrainConfig:
+    options: dict[str, Any] = {
+        "style_image": style,
+        "data": data,
+        "name": "tiny",
+        "out": out,
+        "steps": 4,
+        "batch_size": 2,
+        "image_size": 64,
+        "width": 0.25,
+        "lr": 1e-2,
+        "vgg_weights": vgg,
+        "download": False,
+        "install": False,
+        "tensorboard": False,
+        "progress": False,
+        "checkpoint_every": 1000,
+        "log_every": 1,
+        **RANDOM_VGG_WEIGHTS,
+    }
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+@pytest.fixture(scope="module")
+def trained_run(
+    tmp_path_factory: pytest.TempPathFactory, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> tuple[TrainConfig, Any]:
+    """One short run shared by the tests that need a trained checkpoint (no install: see tests)."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = tiny_config(
+        REPO.parent / "shared" / "data" / "photos", style_images[0], out, random_vgg19,
+        steps=24, checkpoint_every=12, tensorboard=True,
+    )  # fmt: skip
+    return cfg, Trainer(cfg).fit()
+
+
+# ----- generator ----------------------------------------------------------------------------
+
+
+def test_generator_keeps_size_range_and_scripts() -> None:
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25).eval()
+    x = torch.rand(2, 3, 36, 52)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    scripted = torch.jit.script(net)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), y)
+    # The width multiplier scales channels, so parameters fall roughly with its square.
+    full, slim = count_parameters(TransformerNet(1.0)), count_parameters(TransformerNet(0.25))
+    assert 1.6e6 < full < 1.8e6 and full / slim > 12
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+
+
+# ----- loss networks ------------------------------------------------------------------------
+
+
+def test_vgg_is_frozen_truncated_and_returns_requested_layers(random_vgg19: Path) -> None:
+    net = build_loss_network("vgg19", weights=random_vgg19, layers=["relu1_1", "relu3_1"], download=False)
+    assert net.pretrained and net.weights_source == str(random_vgg19)
+    names = vgg_layer_names("vgg19")
+    assert len(net.features) == names.index("relu3_1") + 1  # nothing after the deepest layer
+    net.train()
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    out = net(torch.rand(1, 3, 32, 32))
+    assert set(out) == {"relu1_1", "relu3_1"}
+    assert out["relu1_1"].shape == (1, 64, 32, 32) and out["relu3_1"].shape == (1, 256, 8, 8)
+    # Normalisation is inside: the first conv sees (x - mean) / std.
+    x = torch.rand(1, 3, 8, 8)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = torch.relu(net.features[0]((x - mean) / std))
+    torch.testing.assert_close(net(x)["relu1_1"], expected)
+
+    vgg16 = build_loss_network("vgg16", pretrained=False)
+    assert not vgg16.pretrained and "random" in vgg16.weights_source.lower()
+    assert set(vgg16(torch.rand(1, 3, 32, 32))) == {"relu1_2", "relu2_2", "relu3_3", "relu4_3"}
+
+
+def test_missing_vgg_weights_name_flag_env_and_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
+    monkeypatch.delenv(VGG_WEIGHTS_ENV, raising=False)
+    with pytest.raises(WeightsNotFoundError) as err:
+        build_loss_network("vgg19", download=False)
+    message = str(err.value)
+    assert "--vgg-weights" in message and VGG_WEIGHTS_ENV in message
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in message
+
+    with pytest.raises(WeightsNotFoundError, match=r"--vgg-weights file .*missing\.pth does not exist"):
+        build_loss_network("vgg19", weights=tmp_path / "missing.pth")
+    monkeypatch.setenv(VGG_WEIGHTS_ENV, str(tmp_path / "env-missing.pth"))
+    with pytest.raises(WeightsNotFoundError, match=rf"{VGG_WEIGHTS_ENV} file .*env-missing\.pth"):
+        build_loss_network("vgg19")
+    (tmp_path / "junk.pth").write_bytes(b"not a state dict")
+    with pytest.raises(WeightsNotFoundError, match="Cannot read VGG weights"):
+        build_loss_network("vgg19", weights=tmp_path / "junk.pth")
+
+
+def test_cli_reports_missing_vgg_weights(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = stylekit_main([
+        "train", "--style-image", str(style_images[0]), "--data", str(photos[0].parent),
+        "--name", "x", "--out", str(tmp_path / "run"), "--vgg-weights", str(tmp_path / "nope.pth"),
+    ])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stylekit: error: ") and "--vgg-weights" in err and VGG_WEIGHTS_ENV in err
+
+
+# ----- losses -------------------------------------------------------------------------------
+
+
+def test_gram_and_total_variation() -> None:
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2)  # C=2, H*W=2
+    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4
+    torch.testing.assert_close(gram_matrix(f), expected)
+    assert gram_matrix(f.bfloat16()).dtype == torch.float32
+    assert float(total_variation(torch.full((1, 3, 8, 8), 0.3))) == 0.0
+    stripes = torch.zeros(1, 1, 4, 4)
+    stripes[..., ::2] = 1.0  # vertical stripes: every horizontal neighbour differs by 1
+    assert float(total_variation(stripes)) == pytest.approx(1.0)
+
+
+# ----- data ---------------------------------------------------------------------------------
+
+
+def _corrupt_folder(photos: list[Path], folder: Path) -> tuple[Path, list[Path]]:
+    link_photos(photos, folder / "train2014", 3)
+    broken = folder / "train2014" / "broken.jpg"
+    broken.write_bytes(b"this is not a jpeg at all" * 10)
+    truncated = folder / "val" / "truncated.jpg"
+    truncated.parent.mkdir()
+    truncated.write_bytes(photos[3].read_bytes()[:300])
+    (folder / "README.txt").write_text("not an image, not even considered")
+    return folder, sorted([broken, truncated])
+
+
+def test_dataset_skips_unreadable_files(tmp_path: Path, photos: list[Path]) -> None:
+    data, bad = _corrupt_folder(photos, tmp_path / "data")
+    files = find_images(data)
+    assert len(files) == 5 and all(f.suffix == ".jpg" for f in files)
+    with pytest.raises(InvalidImageError):
+        imaging.decode(bad[0])
+    dataset = ImageFolderDataset(files, 64)
+    sample = dataset[(files.index(bad[0]), 1)]
+    assert sample.image.shape == (3, 64, 64) and str(bad[0]) in sample.skipped
+
+
+def test_sampler_is_sharded_shuffled_and_resumable() -> None:
+    full = list(ResumableSampler(10, seed=3, batch_size=2))
+    assert sorted(i for i, _ in full) == list(range(10)) and [i for i, _ in full] != list(range(10))
+    resumed = ResumableSampler(10, seed=3, batch_size=2)
+    resumed.set_epoch(0, start=4)
+    assert list(resumed) == full[4:]
+    shards = [list(ResumableSampler(10, seed=3, rank=r, world_size=2, batch_size=2)) for r in (0, 1)]
+    assert not {i for i, _ in shards[0]} & {i for i, _ in shards[1]}
+    nxt = ResumableSampler(10, seed=3, batch_size=2)
+    nxt.set_epoch(1)
+    assert [i for i, _ in nxt] != [i for i, _ in full]
+
+
+def test_trainer_counts_skipped_files(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    data, bad = _corrupt_folder(photos, tmp_path / "data")
+    # One batch of 5 visits every file once.
+    cfg = tiny_config(data, style_images[1], tmp_path / "run", random_vgg19, steps=1, batch_size=5)
+    result = Trainer(cfg).fit()
+    assert result.steps == 1 and result.skipped_files == [str(p) for p in bad]
+    assert load_checkpoint(cfg.checkpoint_path)["skipped_files"] == [str(p) for p in bad]
+    assert result.package is not None and result.package.manifest.training is not None
+    assert result.package.manifest.training["skipped_files"] == 2
+
+
+# ----- trainer ------------------------------------------------------------------------------
+
+
+def test_losses_go_down_under_bf16_autocast(trained_run: tuple[TrainConfig, Any]) -> None:
+    cfg, result = trained_run
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert load_checkpoint(cfg.checkpoint_path)["config"]["amp"] == "auto"  # = bf16 on this CPU
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == 24 and all(np.isfinite(totals))
+    first, last = np.mean(totals[:6]), np.mean(totals[-6:])
+    assert last < 0.6 * first, totals
+    styles = [h["style"] for h in result.history]
+    assert np.mean(styles[-6:]) < np.mean(styles[:6])
+    assert list((cfg.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_resume_is_bit_for_bit(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    data = link_photos(photos, tmp_path / "data", 6)  # batch 2: 3 steps per epoch
+    straight = tiny_config(data, style_images[2], tmp_path / "a", random_vgg19, steps=5)
+    Trainer(straight).fit()
+    # Stop after 2 steps, then resume across the epoch boundary (step 3) to step 5.
+    Trainer(tiny_config(data, style_images[2], tmp_path / "b", random_vgg19, steps=2)).fit()
+    resumed = tiny_config(data, style_images[2], tmp_path / "b", random_vgg19, steps=5, resume=True)
+    trainer = Trainer(resumed)
+    assert trainer.step == 2
+    trainer.fit()
+    a, b = load_checkpoint(straight.checkpoint_path), load_checkpoint(resumed.checkpoint_path)
+    position = ("step", "epoch", "epoch_position")
+    assert [a[k] for k in position] == [b[k] for k in position] == [5, 1, 4]
+    for key, tensor in a["generator"].items():
+        assert torch.equal(tensor, b["generator"][key]), key
+    for pid, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][pid][key])
+    assert a["losses"]["total"] == b["losses"]["total"]
+
+    changed = tiny_config(data, style_images[2], tmp_path / "b", random_vgg19, steps=6, resume=True, lr=0.5)
+    with pytest.raises(sdk.errors.BadOptionError, match="lr"):
+        Trainer(changed)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    # An absurd learning rate blows the weights up after the first update.
+    cfg = tiny_config(photos[0].parent, style_images[3], tmp_path / "run", random_vgg19,
+                      steps=6, lr=1e30, checkpoint_every=1)  # fmt: skip
+    with pytest.raises(TrainingError, match=r"non-finite at step 2.*last good checkpoint"):
+        Trainer(cfg).fit()
+    ckpt = load_checkpoint(cfg.checkpoint_path)
+    assert ckpt["step"] == 1
+    assert all(torch.isfinite(t).all() for t in ckpt["generator"].values())
+    assert not (cfg.run_dir / "tiny.pt").exists()
+
+
+def test_sigterm_writes_a_checkpoint(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "training", "-v", "--style-image", str(style_images[0]),
+        "--data", str(photos[0].parent), "--name", "sig", "--out", str(out), "--steps", "100000",
+        "--batch-size", "1", "--image-size", "32", "--width", "0.25", "--vgg-weights", str(random_vgg19),
+        "--no-download", "--no-install", "--no-tensorboard", "--no-progress", "--log-every", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if "step 2:" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, rest
+    assert "SIGTERM received: saving a checkpoint" in rest
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["step"] >= 2
+    assert not (out / "sig.pt").exists()  # interrupted runs are not exported
+
+
+# ----- export -------------------------------------------------------------------------------
+
+
+def test_export_round_trips_and_stylizes(
+    trained_run: tuple[TrainConfig, Any], content_images: list[Path], tmp_path: Path
+) -> None:
+    cfg, result = trained_run
+    assert result.package is not None and result.installed is None  # the fixture ran with install=False
+    _, installed = export_checkpoint(cfg.checkpoint_path, name="tiny-export", out_dir=tmp_path)
+    assert installed is not None and installed.root == Path(os.environ["STYLEKIT_HOME"]) / "styles"
+
+    pkg = read_package(tmp_path / "tiny-export.json")
+    m = pkg.manifest
+    assert (m.name, m.kind, m.model_file) == ("tiny-export", "feedforward", "tiny-export.pt")
+    assert m.input.multiple == 4
+    assert m.source["file"] == cfg.style_image.name
+    assert m.training is not None and m.training["steps"] == 24
+    assert m.training["final_losses"]["total"] == pytest.approx(result.losses["total"])
+    assert m.training["config"]["image_size"] == 64 and m.training["loss_network"]["name"] == "vgg19"
+    assert set(m.files) == {"tiny-export.pt", "tiny-export.style.jpg"}
+    assert imaging.decode(tmp_path / "tiny-export.style.jpg").size[0] <= 256
+
+    module = pkg.load_module()  # checks the sha256 of every file
+    eager = TransformerNet(cfg.width)
+    eager.load_state_dict(load_checkpoint(cfg.checkpoint_path)["generator"])
+    x = torch.rand(1, 3, 44, 60)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), eager.eval()(x), atol=1e-5, rtol=0)
+
+    photo = content_images[0]
+    by_name = sdk.stylize(photo, "tiny-export", device="cpu")
+    assert "tiny-export" in [s.name for s in sdk.list_styles()]
+    by_file = sdk.stylize(photo, str(tmp_path / "tiny-export.pt"), device="cpu")
+    assert by_name.size == by_file.size == imaging.decode(photo).size
+    assert np.array_equal(np.asarray(by_name), np.asarray(by_file))
+    assert np.asarray(by_name).std() > 1.0  # an image, not a flat colour
+
+
+def test_cli_train_then_export(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    data = link_photos(photos, tmp_path / "data", 4)
+    out = tmp_path / "run"
+    code = stylekit_main([
+        "train", "--style-image", str(style_images[4]), "--data", str(data), "--name", "cli-style",
+        "--out", str(out), "--steps", "2", "--batch-size", "2", "--image-size", "32", "--width", "0.25",
+        "--vgg-weights", str(random_vgg19), "--no-download", "--no-progress", "--no-tensorboard",
+        "--content-weight", "1", "--style-weight", "1e6", "--tv-weight", "1",
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "trained 2 steps" in printed and "installed as style 'cli-style'" in printed
+    assert (out / "cli-style.pt").is_file()
+    assert (Path(os.environ["STYLEKIT_HOME"]) / "styles" / "cli-style.json").is_file()
+
+    code = stylekit_main([
+        "export", str(out / "checkpoints" / "last.pt"), "--name", "cli-copy", "--out", str(tmp_path / "exp"),
+        "--no-install",
+    ])  # fmt: skip
+    assert code == 0
+    assert read_package(tmp_path / "exp" / "cli-copy.pt").manifest.training["steps"] == 2  # type: ignore[index]
+    assert not (Path(os.environ["STYLEKIT_HOME"]) / "styles" / "cli-copy.json").exists()
+
+
+# ----- distributed --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ddp_worker(rank: int, port: int, cfg_dict: dict[str, Any], out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE="2")  # fmt: skip
+    torch.set_num_threads(1)
+    trainer = Trainer(TrainConfig.from_dict(cfg_dict))
+    try:
+        result = trainer.fit()
+        torch.save(
+            {"generator": trainer.generator.state_dict(), "checkpoint": result.checkpoint},
+            Path(out) / f"rank{rank}.pt",
+        )
+    finally:
+        trainer.close()
+
+
+@pytest.mark.slow  # two fresh Python processes importing torch: ~15-35 s on 2 cores
+def test_ddp_two_gloo_ranks_stay_identical(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    data = link_photos(photos, tmp_path / "data", 8)
+    cfg = tiny_config(data, style_images[5], tmp_path / "run", random_vgg19, steps=3, device="cpu",
+                      image_size=32)  # fmt: skip
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(_free_port(), cfg.to_dict(), str(tmp_path)), nprocs=2, join=True
+    )
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=False)
+    for key, tensor in r0["generator"].items():
+        assert torch.equal(tensor, r1["generator"][key]), key
+    # The ranks trained on different shards: equal weights mean the gradients were averaged.
+    # Only rank 0 writes.
+    assert r0["checkpoint"] == cfg.checkpoint_path and r1["checkpoint"] is None
+    ckpt = load_checkpoint(cfg.checkpoint_path)
+    assert ckpt["step"] == 3 and np.isfinite(ckpt["losses"]["total"])
+    for key, tensor in ckpt["generator"].items():
+        assert torch.equal(tensor, r0["generator"][key])
