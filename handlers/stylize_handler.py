@@ -70,8 +70,9 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         self._warm_up()
         self.initialized = True
         log.info(
-            "stylekit handler ready: %s (%s, %d style(s)) on %s", pkg.name, pkg.kind, len(self.specs), device
-        )
+            "stylekit handler ready: %s (%s, %d style(s)) on %s, %d torch thread(s)",
+            pkg.name, pkg.kind, len(self.specs), device, torch.get_num_threads(),
+        )  # fmt: skip
 
     def _warm_up(self) -> None:
         """One small image through the whole path, so the first request does not pay for loading."""
@@ -135,6 +136,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
                 continue
             groups.setdefault(_group_key(req, style), []).append((idx, req, decoded))
         # ...and run the good ones with equal options together (the engine batches equal sizes on a GPU).
+        log.info("batch of %d request(s), %d option group(s)", len(data), len(groups))
         for members in groups.values():
             for idx, body in self._run_group(members):
                 if isinstance(body, StylekitError):

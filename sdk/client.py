@@ -305,11 +305,11 @@ class StyleClient:
             next_page = body.get("nextPageToken") or None
         return names
 
-    def describe(self, name: str) -> dict[str, Any]:
+    def describe(self, name: str, *, retry: bool = True) -> dict[str, Any]:
         """TorchServe's model description plus the handler's package description (``stylekit``)."""
         resp = self._request(
             "GET", f"{self.management_url}/models/{quote(name, safe='')}", management=True,
-            params={"customized": "true"},
+            params={"customized": "true"}, retry=retry,
         )  # fmt: skip
         entries = resp.json()
         entry: dict[str, Any] = dict(entries[0]) if isinstance(entries, list) and entries else {}
@@ -329,7 +329,13 @@ class StyleClient:
             if self._catalog is None or refresh:
                 catalog: dict[str, RemoteStyle] = {}
                 for model in self.models():
-                    info = self.describe(model).get("stylekit") or {}
+                    try:
+                        info = self.describe(model, retry=False).get("stylekit") or {}
+                    except ServerUnavailableError as exc:
+                        # The package description comes from a worker; with none running
+                        # (scaled to 0, restarting) list the model under its own name.
+                        log.info("no description of %s: %s", model, exc.message)
+                        info = {}
                     kind = str(info.get("kind", "unknown"))
                     for sub in info.get("styles") or [{"name": model}]:
                         style = RemoteStyle(

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,12 +197,14 @@ def start(
     worker_port: int | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
 ) -> ServerState:
     """Start TorchServe in its own session and wait until it answers ``/ping`` as Healthy.
 
     ``port`` sets the inference port and puts management, metrics and the two gRPC ports on
     the next four, all on 127.0.0.1; without it the addresses come from the config file
-    (the shipped one binds loopback). Without ``gpu`` the server runs on CPU only.
+    (the shipped one binds loopback). Without ``gpu`` the server runs on CPU only. ``env``
+    adds environment variables for the server and its workers (``STYLEKIT_MAX_PIXELS``, ...).
     """
     run = Path(run_dir or default_run_dir()).resolve()
     existing = ServerState.load(run)
@@ -248,11 +251,11 @@ def start(
     effective = run / "config.properties"
     write_properties(effective, props)
 
-    env = dict(os.environ)
-    env.update(
+    child_env = {**os.environ, **(env or {})}
+    child_env.update(
         TMPDIR=str(tmp), TEMP=str(tmp), LOG_LOCATION=str(run / "logs"), METRICS_LOCATION=str(run / "logs")
     )
-    env.pop("TS_CONFIG_FILE", None)
+    child_env.pop("TS_CONFIG_FILE", None)  # it would replace the config written above
     cmd = [
         sys.executable, "-m", "ts.model_server", "--start", "--foreground",
         "--ts-config", str(effective), "--model-store", str(store), "--no-config-snapshots",
@@ -260,7 +263,7 @@ def start(
     out = open(run / "logs" / "torchserve.out", "ab")  # noqa: SIM115 - the child owns it
     try:
         proc = subprocess.Popen(
-            cmd, cwd=run, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd, cwd=run, env=child_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
     finally:

@@ -1,0 +1,402 @@
+"""End to end on a real TorchServe: built-in archives, the handler, StyleClient, stop without leftovers.
+
+One server for the whole module (loopback, its own ports, run dir, TMPDIR and worker ports),
+started by ``sdk.serving.server.start`` and always stopped. The model configs used here batch
+requests that arrive within 150 ms (batch size 4), so concurrent requests share a batch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+import sdk
+from sdk.client import StyleClient
+from sdk.errors import (
+    AuthenticationError,
+    BadOptionError,
+    ImageTooLargeError,
+    InvalidImageError,
+    UnknownStyleError,
+)
+from sdk.package import read_package
+from sdk.serving import server
+from sdk.serving.archive import build_archive
+from sdk.styles import BUILTIN_DIR
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MAX_PIXELS = 2_000_000  # the server's STYLEKIT_MAX_PIXELS, to provoke a 413 with a small upload
+TEST_MODEL_CONFIG = """\
+minWorkers: 1
+maxWorkers: 1
+batchSize: 4
+maxBatchDelay: 150
+responseTimeout: 120
+startupTimeout: 120
+"""
+
+
+@dataclass
+class Served:
+    state: server.ServerState
+    home: Path
+    substyles: list[str]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.state.run_dir)
+
+    def client(self, **kwargs: object) -> StyleClient:
+        return StyleClient(self.state.inference_url, run_dir=self.run_dir, **kwargs)
+
+    def batch_sizes(self, since: int) -> list[int]:
+        """Batch sizes the handler logged after byte ``since`` of the worker log."""
+        text = (self.run_dir / "logs" / "model_log.log").read_bytes()[since:].decode(errors="replace")
+        return [int(n) for n in re.findall(r"batch of (\d+) request", text)]
+
+    def log_size(self) -> int:
+        return (self.run_dir / "logs" / "model_log.log").stat().st_size
+
+
+def _free_port_block(count: int) -> int:
+    """A base port with ``count`` consecutive free ports on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count >= 65000:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no block of free ports found")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("serving")
+    packages = [read_package(BUILTIN_DIR / "multistyle26.json"), read_package(BUILTIN_DIR / "arbitrary.json")]
+    config_dir = root / "model-config"
+    config_dir.mkdir()
+    (config_dir / "default.yaml").write_text(TEST_MODEL_CONFIG)
+    for pkg in packages:
+        build_archive(pkg, root / "store", config_dir=config_dir)
+    base = _free_port_block(5)
+    state = server.start(
+        model_store=root / "store",
+        port=base,
+        worker_port=_free_port_block(4),
+        run_dir=root / "home" / "serve",
+        env={"STYLEKIT_MAX_PIXELS": str(MAX_PIXELS)},
+        timeout=180,
+    )
+    try:
+        substyles = [s.name for s in sorted(packages[0].manifest.styles, key=lambda s: s.index)]
+        yield Served(state, root / "home", substyles)
+    finally:
+        server.stop(state)
+
+
+def _load_rgb(path: Path, size: tuple[int, int] | None = None) -> Image.Image:
+    img = Image.open(path).convert("RGB")
+    return img.resize(size, Image.Resampling.BILINEAR) if size else img
+
+
+def _max_diff(a: Image.Image, b: Image.Image) -> int:
+    assert a.size == b.size and a.mode == b.mode
+    return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_styles_lists_every_substyle_and_the_arbitrary_model(served: Served) -> None:
+    client = served.client()
+    assert client.health() == {"status": "Healthy"}
+    styles = {s.name: s for s in client.styles()}
+    assert set(served.substyles) <= set(styles)
+    assert {styles[name].model for name in served.substyles} == {"multistyle26"}
+    assert styles["arbitrary"].kind == "arbitrary"
+    described = client.describe("multistyle26")
+    assert described["stylekit"]["kind"] == "multistyle"
+    assert len(described["stylekit"]["styles"]) == len(served.substyles) == 26
+    assert described["batchSize"] == 4
+
+
+@pytest.mark.parametrize(
+    ("photo", "options"),
+    [
+        ("golden_gate.jpg", {}),
+        ("chicago.jpg", {"strength": 0.6, "preserve_color": True, "max_side": 400}),
+    ],
+)
+def test_remote_output_equals_local(
+    served: Served, data_dir: Path, photo: str, options: dict[str, object]
+) -> None:
+    path = data_dir / "content" / photo
+    style = served.substyles[3]
+    remote = served.client().stylize(path, style, **options)
+    local = sdk.stylize(path, style=style, device="cpu", **options)
+    assert _max_diff(remote, local) <= 1
+
+
+def test_blend_and_arbitrary_equal_local(served: Served, data_dir: Path, style_images: list[Path]) -> None:
+    photo = data_dir / "content" / "golden_gate.jpg"
+    client = served.client()
+    blend = {served.substyles[0]: 0.7, served.substyles[5]: 0.3}
+    assert _max_diff(client.stylize(photo, blend), sdk.stylize(photo, style=blend, device="cpu")) <= 1
+    painting = style_images[4]
+    remote = client.stylize(photo, "arbitrary", style_image=painting, max_side=256)
+    local = sdk.stylize(photo, style="arbitrary", style_image=painting, max_side=256, device="cpu")
+    assert remote.size == (256, 256) and _max_diff(remote, local) <= 1
+
+
+def test_client_is_a_backend_for_sdk_stylize(served: Served, photos: list[Path]) -> None:
+    client = served.client()
+    via_api = sdk.stylize(photos[0], style=served.substyles[1], backend=client)
+    assert _max_diff(via_api, client.stylize(photos[0], served.substyles[1])) == 0
+    # Array and PIL inputs travel losslessly (PNG) and come back at their size.
+    array = np.asarray(_load_rgb(photos[1], (120, 88)))
+    assert client.stylize(array, served.substyles[1]).size == (120, 88)
+
+
+def test_mixed_sizes_in_one_batch(served: Served, photos: list[Path]) -> None:
+    sizes = [(256, 256), (200, 120), (97, 131), (320, 180)]
+    images = [_load_rgb(p, s) for p, s in zip(photos, sizes, strict=False)]
+    style = served.substyles[2]
+    mark = served.log_size()
+    barrier = threading.Barrier(len(images))
+
+    def send(img: Image.Image) -> Image.Image:
+        client = served.client()
+        barrier.wait()
+        return client.stylize(img, style)
+
+    with ThreadPoolExecutor(len(images)) as pool:
+        results = list(pool.map(send, images))
+    for img, out in zip(images, results, strict=True):
+        assert out.size == img.size
+        assert _max_diff(out, sdk.stylize(img, style=style, device="cpu")) <= 1
+    assert max(served.batch_sizes(mark)) >= 2
+
+
+def test_corrupt_image_gets_400_while_batch_mates_succeed(served: Served, photos: list[Path]) -> None:
+    good = photos[5].read_bytes()
+    corrupt = good[: len(good) // 3]  # a truncated JPEG
+    bodies = [good, corrupt, good, good]
+    token = served.state.tokens()["inference"]
+    url = f"{served.state.inference_url}/predictions/multistyle26"
+    mark = served.log_size()
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: bytes) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "image/jpeg",
+            "X-Stylekit-Style": served.substyles[0],
+        }
+        barrier.wait()
+        return httpx.post(url, content=body, headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(send, bodies))
+    assert [r.status_code for r in answers] == [200, 400, 200, 200]
+    assert answers[1].headers["content-type"].startswith("application/json")
+    assert answers[1].json()["error"] == "invalid_image"
+    for ok in (answers[0], answers[2], answers[3]):
+        assert ok.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(ok.content)).size == Image.open(photos[5]).size
+    assert max(served.batch_sizes(mark)) >= 2
+
+
+def test_request_formats_json_and_headers(served: Served, photos: list[Path]) -> None:
+    import base64
+
+    token = served.state.tokens()["inference"]
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{served.state.inference_url}/predictions/multistyle26"
+    body = {
+        "image": base64.b64encode(photos[6].read_bytes()).decode(),
+        "style": served.substyles[4],
+        "format": "jpeg",
+    }
+    answer = httpx.post(url, json=body, headers=auth, timeout=60)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+    answer = httpx.post(
+        url,
+        content=photos[6].read_bytes(),
+        headers={
+            **auth,
+            "Content-Type": "image/jpeg",
+            "X-Stylekit-Style": served.substyles[4],
+            "X-Stylekit-Max-Side": "64",
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 200 and max(Image.open(io.BytesIO(answer.content)).size) == 64
+
+
+def test_eight_concurrent_clients(
+    served: Served, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STYLEKIT_HOME", str(served.home))  # StyleClient() finds this server
+    monkeypatch.delenv("STYLEKIT_TOKEN", raising=False)
+    monkeypatch.delenv("STYLEKIT_SERVER", raising=False)
+    style = served.substyles[7]
+    inputs = [_load_rgb(p, (128, 96)) for p in photos[10:18]]
+    expected = [sdk.stylize(img, style=style, device="cpu") for img in inputs]
+
+    def work(i: int) -> int:
+        with StyleClient() as client:
+            return _max_diff(client.stylize(inputs[i], style), expected[i])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert max(pool.map(work, range(8))) <= 1
+
+
+def test_errors_come_back_typed(served: Served, photos: list[Path], tmp_path: Path) -> None:
+    client = served.client()
+    with pytest.raises(UnknownStyleError, match="no-such-style"):
+        client.stylize(photos[0], "no-such-style")
+    with pytest.raises(BadOptionError, match="strength"):
+        client.stylize(photos[0], served.substyles[0], strength=2.0)
+    with pytest.raises(BadOptionError, match="style image"):
+        client.stylize(photos[0], "arbitrary")
+    big = Image.new("RGB", (1500, 1500), (120, 80, 40))
+    with pytest.raises(ImageTooLargeError):
+        client.stylize(_png(big), served.substyles[0])
+    with pytest.raises(InvalidImageError):
+        client.stylize(b"not an image at all", served.substyles[0])
+
+
+def test_stylize_many_keeps_order_and_reports_failures(
+    served: Served, photos: list[Path], tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(photos[0].read_bytes()[:500])
+    inputs: list[Path] = [*photos[20:24], corrupt, photos[24]]
+    results = list(served.client().stylize_many(inputs, served.substyles[9], concurrency=3, progress=False))
+    assert [r.source for r in results] == [str(p) for p in inputs]
+    assert [r.ok for r in results] == [True, True, True, True, False, True]
+    assert isinstance(results[4].error, InvalidImageError)
+    assert all(r.image is not None and r.image.size == (256, 256) for r in results if r.ok)
+
+
+def test_requests_without_a_valid_token_are_refused(served: Served, photos: list[Path]) -> None:
+    url = served.state.inference_url
+    answer = httpx.post(f"{url}/predictions/multistyle26", content=photos[0].read_bytes(),
+                        headers={"Content-Type": "image/jpeg"}, timeout=30)  # fmt: skip
+    assert answer.status_code in (400, 401) and answer.json()["type"] == "InvalidKeyException"
+    assert httpx.get(f"{served.state.management_url}/models", timeout=30).status_code in (400, 401)
+    with pytest.raises(AuthenticationError):
+        StyleClient(url, token="wrong-token", retries=0).stylize(
+            photos[0], "multistyle26:" + served.substyles[0]
+        )
+
+
+def test_metrics_and_scale(served: Served) -> None:
+    client = served.client()
+    metrics = client.metrics()
+    requests = {
+        sample["labels"].get("model_name"): sample["value"]
+        for sample in metrics.get("ts_inference_requests_total", [])
+    }
+    assert requests.get("multistyle26", 0) > 0
+    assert "1" in json.dumps(client.scale("arbitrary", 1))
+
+
+def test_killed_worker_restarts_and_requests_succeed(served: Served, photos: list[Path]) -> None:
+    client = served.client(retries=8, backoff=0.5)
+    [old] = [w["pid"] for w in client.describe("multistyle26")["workers"]]
+    big = _png(_load_rgb(photos[30], (768, 768)))
+    result: dict[str, object] = {}
+
+    def in_flight() -> None:
+        result["image"] = client.stylize(big, served.substyles[11])
+
+    sender = threading.Thread(target=in_flight)
+    sender.start()
+    time.sleep(0.3)
+    os.kill(old, signal.SIGKILL)  # while the request is queued or running
+    sender.join(timeout=120)
+    assert isinstance(result.get("image"), Image.Image) and result["image"].size == (768, 768)
+    assert client.stylize(photos[31], served.substyles[11]).size == (256, 256)
+    [new] = [w["pid"] for w in client.describe("multistyle26")["workers"]]
+    assert new != old and psutil.pid_exists(new) and not psutil.pid_exists(old)
+
+
+def test_client_retries_503_until_a_worker_is_back(
+    served: Served, photos: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = served.client(retries=6, backoff=0.5)
+    client.styles()  # learn which model serves the style while it has workers
+    assert "0" in json.dumps(client.scale("multistyle26", 0))
+    restore = threading.Timer(1.0, lambda: served.client().scale("multistyle26", 1, wait=False))
+    restore.start()
+    try:
+        with caplog.at_level("INFO", logger="sdk.client"):
+            out = client.stylize(photos[32], served.substyles[12])
+    finally:
+        restore.join()
+        served.client().scale("multistyle26", 1)
+    assert out.size == (256, 256)
+    assert any("503" in r.getMessage() for r in caplog.records if r.name == "sdk.client")
+
+
+def test_cli_status_reports_the_running_server(served: Served) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sdk.cli", "serve", "status", "--run-dir", str(served.run_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["running"] is True and info["health"] == "Healthy"
+    assert set(info["models"]) == {"multistyle26", "arbitrary"}
+
+
+def test_stop_leaves_no_process_behind(served: Served) -> None:
+    sid = served.state.pid
+    before = server._session_processes(sid)
+    assert any("java" in " ".join(p.cmdline()) for p in before)
+    assert server.stop(served.state) is True
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in before
+    ):
+        time.sleep(0.2)
+    assert not server.session_alive(sid)
+    assert not [p for p in before if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{served.state.inference_url}/ping", timeout=5)
+    assert server.status(served.run_dir) == {"running": False, "run_dir": str(served.run_dir)}
