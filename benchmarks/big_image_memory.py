@@ -16,8 +16,9 @@ The style is a built-in (``--style``, default: the first sub-style of ``multisty
 built-in packages are installed; otherwise a package is made on the fly from the 26-style
 network's pretrained ONNX weights (``training.pretrained``, needs the dev extra).
 
-``--channels-last`` instead times the generator on one tile-sized input in the default NCHW
-layout and in ``channels_last`` on this CPU and prints the ratio (the engine's layout choice).
+``--channels-last`` instead times the generator (float32) on one tile-sized input in the
+default NCHW layout and in ``channels_last`` on ``--device`` (default cpu) and prints the ratio:
+the measurement behind the engine's layout choice.
 
     nice -n 10 .venv/bin/python benchmarks/big_image_memory.py [--untiled] [--channels-last]
 """
@@ -90,10 +91,12 @@ def child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         style, about = _style_package(args.style, Path(tmp))
         budget = 2048 * 2048 if args.mode != "untiled" else 10**12
-        engine = Engine(device="cpu", pixel_budget=budget, tile=args.tile, overlap=args.overlap)
+        device = args.device if args.mode == "channels_last" else "cpu"
+        engine = Engine(device=device, half=False, pixel_budget=budget, tile=args.tile, overlap=args.overlap)
         resolved = engine.resolve(style)
         model = engine.load(resolved.package)
         result: dict[str, Any] = {"mode": args.mode, "style": about, "threads": torch.get_num_threads()}
+        result["device"] = str(engine.device)
         if args.mode == "channels_last":
             result.update(_time_layouts(model, resolved.weights, args.tile + 2 * args.overlap))
         elif args.mode == "floor":
@@ -113,8 +116,8 @@ def child(args: argparse.Namespace) -> None:
 def _time_layouts(model: Any, weights: Any, side: int) -> dict[str, float]:
     import torch
 
-    x = torch.rand(1, 3, side, side)
-    row = torch.tensor([list(weights)]) if weights is not None else None
+    x = torch.rand(1, 3, side, side, device=model.device)
+    row = torch.tensor([list(weights)], device=model.device) if weights is not None else None
 
     def run(module: Any, inp: torch.Tensor) -> float:
         times = []
@@ -122,6 +125,8 @@ def _time_layouts(model: Any, weights: Any, side: int) -> dict[str, float]:
             for _ in range(4):
                 start = time.perf_counter()
                 module(inp, row) if row is not None else module(inp)
+                if inp.is_cuda:
+                    torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
         return statistics.median(times[1:])
 
@@ -133,7 +138,7 @@ def _time_layouts(model: Any, weights: Any, side: int) -> dict[str, float]:
 
 def _spawn(args: argparse.Namespace, mode: str, photo: Path) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", mode, "--photo", str(photo), "--tile", str(args.tile)]
-    cmd += ["--overlap", str(args.overlap)]
+    cmd += ["--overlap", str(args.overlap), "--device", args.device]
     if args.style:
         cmd += ["--style", args.style]
     if args.save and mode == "tiled":
@@ -152,6 +157,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--untiled", action="store_true", help="also run the whole photo untiled (baseline)")
     parser.add_argument("--channels-last", action="store_true", help="time NCHW vs channels_last on a tile")
+    parser.add_argument("--device", default="cpu", help="device for --channels-last (cpu, cuda, ...)")
     parser.add_argument("--save", help="write the tiled result here (e.g. /tmp/big.jpg) to look at it")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--photo", help=argparse.SUPPRESS)
@@ -167,7 +173,7 @@ def main() -> None:
         photo.write_bytes(_make_photo(width, height))
         if args.channels_last:
             r = _spawn(args, "channels_last", photo)
-            print(f"style: {r['style']}; CPU threads: {r['threads']}")
+            print(f"style: {r['style']}; device {r['device']}; CPU threads: {r['threads']}")
             print(f"one {r['side']}x{r['side']} tile: NCHW {r['nchw_s']:.3f} s, channels_last "
                   f"{r['channels_last_s']:.3f} s, ratio {r['ratio']:.2f} (<1: channels_last faster)")
             return

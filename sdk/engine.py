@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 TileFn = Callable[[torch.Tensor], torch.Tensor]
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-# Measured with benchmarks/big_image_memory.py --channels-last on this project's CPU machine:
-# for these instance-norm generators channels_last was slower on CPU, so it is used on CUDA only,
-# where cuDNN's NHWC kernels are the fast path for float16 convolutions.
-_CHANNELS_LAST_DEVICES = frozenset({"cuda"})
 
 
 # --------------------------------------------------------------------------- model kinds
@@ -56,7 +52,6 @@ class StyleModel:
         self.package = package
         self.device = device
         self.dtype = dtype
-        self.channels_last = device.type in _CHANNELS_LAST_DEVICES
         self.multiple = max(1, int(package.manifest.input.multiple))
 
     @property
@@ -64,10 +59,9 @@ class StyleModel:
         return self.package.manifest.name
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, self.dtype, non_blocking=True)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        # Plain NCHW: channels_last was measured 1.3x slower on CPU for the built-in generator
+        # (benchmarks/big_image_memory.py --channels-last) and has not been measured on a GPU.
+        return x.to(self.device, self.dtype, non_blocking=True)
 
     def _from_device(self, y: torch.Tensor) -> torch.Tensor:
         if not isinstance(y, torch.Tensor) or y.dim() != 4:
