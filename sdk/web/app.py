@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePath
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -261,7 +261,7 @@ async def read_form(request: Request, limit: int) -> FormData:
     if declared.isdigit() and int(declared) > limit + _FORM_OVERHEAD:
         raise too_large
 
-    async def counted() -> AsyncIterator[bytes]:
+    async def counted() -> AsyncGenerator[bytes, None]:
         seen = 0
         async for chunk in request.stream():
             seen += len(chunk)
@@ -269,7 +269,7 @@ async def read_form(request: Request, limit: int) -> FormData:
                 raise too_large
             yield chunk
 
-    parser = MultiPartParser(request.headers, counted(), max_files=2, max_fields=16)  # type: ignore[arg-type]
+    parser = MultiPartParser(request.headers, counted(), max_files=2, max_fields=16)
     # Above this size Starlette moves a file into a disk temp file; the body can never get there.
     parser.spool_max_size = limit + _FORM_OVERHEAD + 1
     try:
@@ -323,7 +323,8 @@ class _State:
         self.remote = backend is not None
         self.device = device
         self.backend = backend
-        self.limits = imaging.ImageLimits(max_bytes=settings.max_upload_bytes)
+        # The environment's pixel and side limits (STYLEKIT_MAX_PIXELS, ...), this app's byte limit.
+        self.limits = replace(imaging.ImageLimits.from_env(), max_bytes=settings.max_upload_bytes)
         self.thumbnails: dict[str, tuple[bytes, str]] = {}
         self._thumbnail_locks: dict[str, anyio.Lock] = {}
         self._limiter: anyio.CapacityLimiter | None = None
