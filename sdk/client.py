@@ -207,9 +207,9 @@ class StyleClient:
         self._key_file = own.key_file if own is not None else None
         self._token = token or os.environ.get(TOKEN_ENV) or None
         self._management_token = management_token or os.environ.get(MANAGEMENT_TOKEN_ENV) or None
-        self._tokens_from_file = self._token is None and self._key_file is not None
-        if self._tokens_from_file:
-            self._load_key_file()
+        self._file_keys: dict[str, str] = {}
+        if self._key_file is not None:
+            self._file_keys = self._read_keys()
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -219,17 +219,50 @@ class StyleClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _load_key_file(self) -> None:
+    def _read_keys(self) -> dict[str, str]:
         from sdk.serving.server import read_key_file
 
         assert self._key_file is not None
-        keys = read_key_file(self._key_file)
-        self._token = keys.get("inference")
-        self._management_token = self._management_token or keys.get("management")
+        return read_key_file(self._key_file)
+
+    def _token_for(self, management: bool) -> tuple[str | None, bool]:
+        """The token for an API and whether it came from the server's key file."""
+        if management:
+            explicit = self._management_token
+            from_file = self._file_keys.get("management")
+            fallback = self._token
+        else:
+            explicit, from_file, fallback = self._token, self._file_keys.get("inference"), None
+        if explicit:
+            return explicit, False
+        if from_file:
+            return from_file, True
+        return fallback, False
 
     def _auth(self, management: bool) -> dict[str, str]:
-        token = (self._management_token or self._token) if management else self._token
+        token, _ = self._token_for(management)
         return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _renew_key(self, management: bool) -> bool:
+        """After a refused key from the key file: pick up a rotated key, or have the server make one.
+
+        TorchServe keys expire (60 min by default); its token API, called with the key file's
+        API key, writes fresh ones into the key file. True if the key changed.
+        """
+        kind = "management" if management else "inference"
+        old = self._file_keys.get(kind)
+        try:
+            self._file_keys = self._read_keys()
+            if self._file_keys.get(kind) == old and self._file_keys.get("api"):
+                headers = {"Authorization": f"Bearer {self._file_keys['api']}"}
+                self._http.post(f"{self.management_url}/token", params={"type": kind}, headers=headers)
+                self._file_keys = self._read_keys()
+        except (ServerError, httpx.HTTPError) as exc:
+            log.info("could not renew the %s key: %s", kind, exc)
+            return False
+        renewed = self._file_keys.get(kind) != old
+        log.info("%s key %s", kind, "renewed" if renewed else "unchanged")
+        return renewed
 
     def close(self) -> None:
         self._http.close()
@@ -270,10 +303,13 @@ class StyleClient:
             if resp.status_code < 400:
                 return resp
             error = _error_from_response(resp)
-            if isinstance(error, AuthenticationError) and self._tokens_from_file and not refreshed:
-                # Keys rotate (expiry, a restarted server): read the key file once more.
+            if (
+                isinstance(error, AuthenticationError)
+                and not refreshed
+                and self._token_for(management)[1]
+                and self._renew_key(management)
+            ):
                 refreshed = True
-                self._load_key_file()
                 try:
                     resp = self._http.request(method, url, headers=self._auth(management), **kwargs)
                 except httpx.TransportError as exc:
@@ -403,9 +439,16 @@ class StyleClient:
     def register(self, archive: str, *, workers: int = 1, wait: bool = True) -> dict[str, Any]:
         """Register an archive from the server's model store (needs ``--enable-model-api``)."""
         params = {"url": archive, "initial_workers": str(workers), "synchronous": str(wait).lower()}
-        resp = self._request(
-            "POST", f"{self.management_url}/models", management=True, params=params, retry=False
-        )
+        try:
+            resp = self._request(
+                "POST", f"{self.management_url}/models", management=True, params=params, retry=False
+            )
+        except ServerError as exc:
+            if exc.http_status == 405:
+                raise ServerError(
+                    "This server's model API is off (TorchServe --enable-model-api).", 405
+                ) from exc
+            raise
         self._catalog = None
         return dict(resp.json())
 

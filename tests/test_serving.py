@@ -35,6 +35,7 @@ from sdk.errors import (
     BadOptionError,
     ImageTooLargeError,
     InvalidImageError,
+    ServerError,
     UnknownStyleError,
 )
 from sdk.package import read_package
@@ -191,6 +192,19 @@ def test_client_is_a_backend_for_sdk_stylize(served: Served, photos: list[Path])
     assert client.stylize(array, served.substyles[1]).size == (120, 88)
 
 
+def test_remote_stylize_bytes_runs_without_torch(served: Served, photos: list[Path]) -> None:
+    code = (
+        "import sys\n"
+        "from sdk.client import StyleClient\n"
+        "client = StyleClient(sys.argv[1], run_dir=sys.argv[2])\n"
+        "data = client.stylize_bytes(sys.argv[3], 'multistyle26:' + sys.argv[4])\n"
+        "print(data[:4] == b'\\x89PNG', 'torch' in sys.modules)\n"
+    )
+    args = [served.state.inference_url, str(served.run_dir), str(photos[2]), served.substyles[0]]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
+
+
 def test_mixed_sizes_in_one_batch(served: Served, photos: list[Path]) -> None:
     sizes = [(256, 256), (200, 120), (97, 131), (320, 180)]
     images = [_load_rgb(p, s) for p, s in zip(photos, sizes, strict=False)]
@@ -323,6 +337,21 @@ def test_requests_without_a_valid_token_are_refused(served: Served, photos: list
         StyleClient(url, token="wrong-token", retries=0).stylize(
             photos[0], "multistyle26:" + served.substyles[0]
         )
+
+
+def test_an_expired_key_is_renewed_from_the_key_file(served: Served, photos: list[Path]) -> None:
+    key_file = served.state.key_file
+    keys = json.loads(key_file.read_text())
+    keys["inference"]["key"] = "expired0"  # what the file holds once TorchServe's key has expired
+    key_file.write_text(json.dumps(keys))
+    client = served.client(retries=0)
+    assert client.stylize(photos[40], served.substyles[2]).size == (256, 256)
+    assert json.loads(key_file.read_text())["inference"]["key"] not in ("expired0", "")
+
+
+def test_register_says_the_model_api_is_off(served: Served) -> None:
+    with pytest.raises(ServerError, match="model API is off"):
+        served.client().register("multistyle26.mar")
 
 
 def test_metrics_and_scale(served: Served) -> None:
