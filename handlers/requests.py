@@ -20,7 +20,7 @@ from sdk import imaging
 from sdk.errors import BadOptionError, InvalidImageError
 
 HEADER_PREFIX = "x-stylekit-"
-IMAGE_FIELDS = ("image", "data", "file", "body")
+IMAGE_FIELDS = ("image", "data", "file")
 OPTION_FIELDS = ("style", "strength", "preserve_color", "format", "max_side")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -77,6 +77,8 @@ def _parse_bool(name: str, value: Any) -> bool:
     value = _as_text(value)
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
         return value.strip().lower() in TRUE_WORDS
     raise BadOptionError(f"Option {name} must be true or false, not {value!r}.")
@@ -95,8 +97,7 @@ def _parse_number(name: str, value: Any, kind: type[float] | type[int]) -> float
 
 
 def _parse_format(value: Any) -> str:
-    text = str(_as_text(value)).strip().lstrip(".")
-    return imaging.format_from_name(f"out.{text.lower()}")
+    return imaging.format_from_name(str(_as_text(value)).strip())
 
 
 def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> StyleRequest:

@@ -1,0 +1,94 @@
+"""The handler's request parsing, on the shapes TorchServe 0.12 hands a handler.
+
+Observed on a real server: a raw body arrives as ``{"body": bytearray}`` with the parameter's
+content type under ``headers["body"]``; a JSON body as ``{"body": dict}``; a multipart form as
+one key per field (text fields as bytearray with an empty content type); request headers keep
+their case. The end-to-end behaviour (statuses, batches) is tested in ``test_serving.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from handlers.requests import parse_request
+from sdk.errors import BadOptionError, InvalidImageError
+
+IMAGE = b"\xff\xd8\xff\xe0 not decoded here"
+
+
+def test_raw_body_with_header_options() -> None:
+    req = parse_request(
+        {"body": bytearray(IMAGE)},
+        {
+            "body": {"content-type": "image/jpeg"},
+            "Authorization": "Bearer secret",
+            "X-Stylekit-Style": "la-muse",
+            "X-Stylekit-Strength": "0.25",
+            "X-Stylekit-Preserve-Color": "yes",
+            "X-Stylekit-Format": "jpg",
+            "X-Stylekit-Max-Side": "640",
+        },
+    )
+    assert (req.image, req.style, req.strength, req.preserve_color, req.format, req.max_side) == (
+        IMAGE, "la-muse", 0.25, True, "JPEG", 640,
+    )  # fmt: skip
+
+
+def test_multipart_fields_win_over_headers() -> None:
+    item = {
+        "image": bytearray(IMAGE),
+        "style_image": bytearray(b"painting"),
+        "style": bytearray(b'{"a": 0.7, "b": 0.3}'),
+        "strength": bytearray(b"0.5"),
+    }
+    headers = {"image": {"content-type": "application/octet-stream"}, "X-Stylekit-Strength": "0.9"}
+    req = parse_request(item, headers)
+    assert req.style == {"a": 0.7, "b": 0.3} and req.strength == 0.5
+    assert req.style_image == b"painting" and req.format == "PNG" and req.max_side is None
+
+
+def test_json_body_with_base64() -> None:
+    body = {
+        "image": base64.b64encode(IMAGE).decode(),
+        "style": {"a": 1, "b": 2},
+        "preserve_color": 1,
+        "format": "webp",
+    }
+    req = parse_request({"body": body}, {"body": {"content-type": "application/json"}})
+    assert (
+        req.image == IMAGE
+        and req.style == {"a": 1.0, "b": 2.0}
+        and req.preserve_color
+        and req.format == "WEBP"
+    )
+
+
+@pytest.mark.parametrize(
+    ("item", "headers", "error", "match"),
+    [
+        ({"body": {"style": "a"}}, {}, InvalidImageError, "no image"),
+        ({"body": {"image": "%%%not base64"}}, {}, InvalidImageError, "base64"),
+        ({"body": {"image": 12}}, {}, InvalidImageError, "base64 string"),
+        (
+            {"body": bytearray(b"{broken json")},
+            {"body": {"content-type": "application/json"}},
+            BadOptionError,
+            "JSON",
+        ),
+        ({"body": "text body"}, {}, BadOptionError, "Send the image"),
+        ({"image": IMAGE, "strength": b"strong"}, {}, BadOptionError, "strength"),
+        ({"image": IMAGE, "max_side": b"1.5"}, {}, BadOptionError, "integer"),
+        ({"image": IMAGE, "preserve_color": b"maybe"}, {}, BadOptionError, "true or false"),
+        ({"image": IMAGE, "format": b"tiff"}, {}, BadOptionError, "format"),
+        ({"image": IMAGE, "style": b"{not json"}, {}, BadOptionError, "blend"),
+        ({"image": IMAGE, "style": b'{"a": "x"}'}, {}, BadOptionError, "numbers"),
+        ({"image": IMAGE, "stength": b"0.5"}, {}, BadOptionError, "Unknown option"),
+    ],
+)
+def test_bad_requests_raise_typed_errors(
+    item: dict, headers: dict, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        parse_request(item, headers)
