@@ -243,8 +243,8 @@ def _decode_pil(im: Image.Image, label: str, lim: ImageLimits, *, owned: bool) -
     try:
         n_frames = int(getattr(im, "n_frames", 1))
         if n_frames > 1:
-            log.debug("%s has %d frames; using the first", label, n_frames)
-            im.seek(0)
+            # A freshly opened file is on its first frame; a PIL image handed in keeps its own.
+            log.debug("%s has %d frames; using frame %d", label, n_frames, im.tell())
         im.load()
         source_mode = im.mode
         fmt = im.format
