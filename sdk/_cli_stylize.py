@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -192,15 +191,17 @@ class OutputWriteError(BadOptionError):
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, so an interrupted run leaves no half image."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        # os.open with 0o666 lets the umask decide the mode, as for any file a command writes.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
     except OSError as exc:
         raise OutputWriteError(f"Cannot write {path}: {exc.strerror or exc}.") from exc

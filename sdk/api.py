@@ -153,7 +153,7 @@ class StyleInfo:
     kind: str
     description: str
     aliases: tuple[str, ...]
-    source: str  # one line: "title, artist", an attribution, or a URL
+    source: str  # one line: "title, artist", an attribution, the paper, or a URL
     license: str
     origin: str  # builtin, user:PATH, plugin:NAME, registered:...
     package: str | None  # the network a multistyle sub-style belongs to (blendable together)
@@ -183,8 +183,11 @@ class StyleInfo:
 def _source_text(source: object) -> str:
     if not isinstance(source, Mapping):
         return str(source or "")
+    # A painting names its title and artist; a converted network cites its paper or weights.
     title_artist = ", ".join(str(source[k]) for k in ("title", "artist") if source.get(k))
-    return title_artist or str(source.get("attribution") or source.get("url") or "")
+    if title_artist:
+        return title_artist
+    return next((str(source[k]) for k in ("attribution", "paper", "weights", "url") if source.get(k)), "")
 
 
 def list_styles(pattern: str | None = None) -> list[StyleInfo]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
@@ -12,7 +13,7 @@ from plugin_fixture.stylekit_fixture_plugin import models
 
 from sdk.errors import BadOptionError, DuplicateStyleError, StylePackageError, UnknownStyleError
 from sdk.package import StylePackage, read_package
-from sdk.registry import StyleRegistry, StyleSpec, register_style, user_styles_dir
+from sdk.registry import StyleRegistry, StyleSpec, default_registry, register_style, user_styles_dir
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +273,19 @@ def test_concurrent_first_use_discovers_once(builtin_dir: Path) -> None:
     assert len(results) == 8 and len({id(s) for s in specs}) == 1
     assert [r for r in results if not isinstance(r, StyleSpec)] == [5, 5, 5, 5]
     assert reg.errors == ()  # a second discovery would have reported every name as a duplicate
+
+
+def test_default_registry_has_the_builtin_styles() -> None:
+    reg = default_registry()
+    assert reg is default_registry()
+    multistyle = [s for s in reg.list() if s.origin == "builtin" and s.kind == "multistyle"]
+    assert len(multistyle) == 26
+    assert sorted(int(s.metadata["index"]) for s in multistyle) == list(range(26))
+    for spec in multistyle:
+        assert str(spec.index) in spec.aliases
+        assert spec.metadata["license"]
+        assert reg.get(str(spec.index)) is spec
+    arbitrary = reg.get("arbitrary")
+    assert arbitrary.kind == "arbitrary" and arbitrary.origin == "builtin"
+    manifest = json.loads(Path(multistyle[0].metadata["path"]).with_suffix(".json").read_text())
+    assert manifest["kind"] == "multistyle"
