@@ -20,11 +20,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from sdk._fs import atomic_write
 from sdk.errors import StylePackageError
 
 if TYPE_CHECKING:
@@ -204,17 +204,6 @@ def read_package(path: str | os.PathLike[str]) -> StylePackage:
     return StylePackage(Manifest.from_dict(data), mpath.parent)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_package(
     module: Any,
     out_dir: str | os.PathLike[str],
@@ -234,15 +223,15 @@ def write_package(
     root.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.jit.save(module, buf)
-    _atomic_write_bytes(root / manifest.model_file, buf.getvalue())
+    atomic_write(root / manifest.model_file, buf.getvalue())
     files = {manifest.model_file: sha256_file(root / manifest.model_file)}
     for name, data in (extra_files or {}).items():
-        _atomic_write_bytes(root / name, data)
+        atomic_write(root / name, data)
         files[name] = sha256_file(root / name)
     manifest.files = files
     text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n"
     mpath = (root / manifest.model_file).with_suffix(".json")
-    _atomic_write_bytes(mpath, text.encode("utf-8"))
+    atomic_write(mpath, text.encode("utf-8"))
     log.info("wrote style package %s to %s", manifest.name, root)
     return StylePackage(manifest, root)
 
