@@ -20,6 +20,9 @@ import hashlib
 import json
 import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -129,6 +132,18 @@ class Manifest:
             raise StylePackageError(f"Malformed style manifest: {exc!r}.") from exc
 
 
+@contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """Silence torch's FutureWarning that TorchScript is deprecated, around our own jit calls.
+
+    TorchScript is the package format by design (TorchServe and C++ runtimes load it); torch
+    2.14 warns on every ``torch.jit`` call, which would reach CLI users on every run.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        yield
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -181,7 +196,8 @@ class StylePackage:
         elif not self.model_path.is_file():
             raise StylePackageError(f"Style {self.manifest.name!r}: file {self.model_path} is missing.")
         try:
-            module = torch.jit.load(str(self.model_path), map_location=map_location)  # type: ignore[no-untyped-call]
+            with quiet_torchscript():
+                module = torch.jit.load(str(self.model_path), map_location=map_location)  # type: ignore[no-untyped-call]
         except (RuntimeError, ValueError) as exc:
             raise StylePackageError(
                 f"Style {self.manifest.name!r}: {self.model_path} is not a loadable TorchScript file ({exc})."
@@ -222,7 +238,8 @@ def write_package(
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.jit.save(module, buf)
+    with quiet_torchscript():
+        torch.jit.save(module, buf)
     atomic_write(root / manifest.model_file, buf.getvalue())
     files = {manifest.model_file: sha256_file(root / manifest.model_file)}
     for name, data in (extra_files or {}).items():
@@ -245,6 +262,7 @@ __all__ = [
     "StylePackage",
     "SubStyle",
     "manifest_path_for",
+    "quiet_torchscript",
     "read_package",
     "sha256_file",
     "write_package",
