@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdk._fs import atomic_write
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -189,20 +190,10 @@ class OutputWriteError(BadOptionError):
     """An output file cannot be written (permissions, a full disk, a file where a folder goes)."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so an interrupted run leaves no half image."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically: an interrupted run leaves no half-written image."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # os.open with 0o666 lets the umask decide the mode, as for any file a command writes.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
     except OSError as exc:
         raise OutputWriteError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
 
@@ -325,7 +316,7 @@ def _run(args: argparse.Namespace) -> int:
                     device=args.device,
                     backend=backend,
                 )
-                _write_atomic(job.output, imaging.encode(image, fmt))
+                _write(job.output, imaging.encode(image, fmt))
             except StylekitError as exc:
                 if not batch or not _is_per_image(exc):
                     raise
