@@ -143,6 +143,7 @@ def test_vgg_is_frozen_truncated_and_returns_requested_layers(random_vgg19: Path
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     expected = torch.relu(net.features[0]((x - mean) / std))
     torch.testing.assert_close(net(x)["relu1_1"], expected)
+    assert torch.equal(net.extract(x, ["relu1_1"])["relu1_1"], net(x)["relu1_1"])
 
     vgg16 = build_loss_network("vgg16", pretrained=False)
     assert not vgg16.pretrained and "random" in vgg16.weights_source.lower()

@@ -30,6 +30,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     need.add_argument("--data", type=Path, required=True, help="folder (tree) of training photos, e.g. COCO")
     need.add_argument("--name", required=True, help="style name: lowercase letters, digits, dashes")
     need.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
+    need.add_argument(
+        "--extend", metavar="MULTISTYLE",
+        help="instead of a new generator, add the style to this multistyle network (e.g. multistyle26) "
+        "by training only its conditional-norm parameters",
+    )  # fmt: skip
+    need.add_argument(
+        "--extend-init", choices=("closest", "mean"), default="closest",
+        help="--extend: start the new style from the closest existing one or from their mean",
+    )  # fmt: skip
 
     length = parser.add_argument_group("length").add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the data (default 2)")
@@ -118,6 +127,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.extend:
+        return _run_extend(args)
     from training.trainer import Trainer
 
     trainer = Trainer(config_from_args(args))
@@ -138,4 +149,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"style package: {result.package.model_path}")
     if result.installed is not None:
         print(f"installed as style {result.installed.manifest.name!r} in {result.installed.root}")
+    return 0
+
+
+def _run_extend(args: argparse.Namespace) -> int:
+    from training.extend import run_extend
+
+    result = run_extend(config_from_args(args), args.extend, init=args.extend_init)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+    print(f"added {args.name!r} as row {result.index} of {args.extend}: {result.steps} steps ({losses})")
+    print(f"style package: {result.package.model_path}")
+    if result.installed is not None:
+        print(f"installed in {result.installed.root}")
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,10 @@ class PerceptualNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def extract(self, x: torch.Tensor, layers: Collection[str]) -> dict[str, torch.Tensor]:
+        """Only ``layers`` (a subset of ``self.layers``); subclasses may stop early to save work."""
+        return {name: t for name, t in self(x).items() if name in layers}
 
 
 def vgg_layer_names(arch: str) -> list[str]:
@@ -137,12 +141,21 @@ class VGGPerceptual(PerceptualNetwork):
         self.freeze()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self._run(x, self._wanted)
+
+    def extract(self, x: torch.Tensor, layers: Collection[str]) -> dict[str, torch.Tensor]:
+        # Stops after the deepest of ``layers``: the photos' pass needs only the content layer.
+        return self._run(x, frozenset(layers))
+
+    def _run(self, x: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
         h = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         out: dict[str, torch.Tensor] = {}
         for name, module in zip(self._names, self.features, strict=True):
             h = module(h)
-            if name in self._wanted:
+            if name in wanted:
                 out[name] = h
+                if len(out) == len(wanted):
+                    break
         return out
 
 

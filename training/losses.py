@@ -44,7 +44,8 @@ class PerceptualLoss(nn.Module):
 
     ``forward(generated, content)`` returns a dict of float32 scalars: ``content``, ``style``,
     ``tv`` (unweighted) and ``total`` (weighted sum). The loss network runs once on the
-    generated batch (with autograd) and once on the photos (without: they need no gradient).
+    generated batch (with autograd) and once on the photos, without autograd and only as deep
+    as the content layers (the photos' style features are never used).
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, generated: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            target = self.network(content)
+            target = self.network.extract(content, self.content_layers)
         feats = self.network(generated)
         content_loss = sum(
             (F.mse_loss(feats[layer].float(), target[layer].float()) for layer in self.content_layers),
