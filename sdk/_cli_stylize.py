@@ -115,6 +115,12 @@ def _output_format(args: argparse.Namespace, out_file: Path | None) -> str:
     return chosen or "PNG"
 
 
+def _inside(out_dir: Path, folder: Path) -> Path | None:
+    """``out_dir`` (resolved) when it lies strictly inside ``folder``, else None."""
+    out, root = out_dir.resolve(), folder.resolve()
+    return out if out != root and out.is_relative_to(root) else None
+
+
 def _images_in(folder: Path, skip: Path | None) -> list[Path]:
     found = []
     for path in folder.rglob("*"):
@@ -144,19 +150,17 @@ def plan(args: argparse.Namespace, label: str) -> tuple[list[Job], str, bool]:
     if batch and out is not None and out.exists() and not out.is_dir():
         raise BadOptionError(f"-o {args.output} is a file; several inputs need a folder.")
     out_file = out if out_is_file else None
-    out_dir = None if out_is_file else (out or Path("."))
+    out_dir = out or Path(".")  # used when out_file is None
     fmt = _output_format(args, out_file)
     suffix = SUFFIX_FOR[fmt]
 
     jobs: list[Job] = []
     for given in inputs:
         if given.is_dir():
-            skip = out_dir.resolve() if out_dir is not None else None
-            found = _images_in(given, skip)
+            found = _images_in(given, skip=_inside(out_dir, given))
             if not found:
                 print(f"stylekit: warning: no images in folder {given}", file=sys.stderr)
             for path in found:
-                assert out_dir is not None  # a folder input makes this a batch
                 rel = path.relative_to(given)
                 jobs.append(Job(path, out_dir / rel.parent / f"{path.stem}-{label}{suffix}"))
         elif not given.exists():
@@ -164,7 +168,7 @@ def plan(args: argparse.Namespace, label: str) -> tuple[list[Job], str, bool]:
                 raise InvalidImageError(f"{given}: no such file or directory.")
             jobs.append(Job(given, None))
         else:
-            target = out_file or (out_dir or Path(".")) / f"{given.stem}-{label}{suffix}"
+            target = out_file or out_dir / f"{given.stem}-{label}{suffix}"
             jobs.append(Job(given, target))
     if not jobs:
         raise BadOptionError("No images found in " + ", ".join(str(p) for p in inputs) + ".")

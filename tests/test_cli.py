@@ -144,6 +144,44 @@ def test_package_file_as_style(
     assert_negative_of(out, photos[0])
 
 
+def test_folder_into_the_current_folder_and_an_output_folder_inside_the_input(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    photos: list[Path],
+    negative: Path,
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photos[0], src / "a.jpg")
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_main(capsys, "stylize", "in", "-s", negative)
+    assert (rc, out.split()) == (0, ["a-negative.png"])
+    assert_negative_of(tmp_path / "a-negative.png", photos[0])
+    # Results inside the input folder are not taken as inputs on the next run.
+    for _ in range(2):
+        rc, out, _ = run_main(capsys, "stylize", "in", "-s", negative, "-o", "in/results")
+        assert (rc, out.split()) == (0, [str(Path("in/results/a-negative.png"))])
+
+
+def test_output_clashes_are_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, photos: list[Path], negative: Path
+) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    shutil.copy(photos[0], tmp_path / "x" / "p.png")
+    shutil.copy(photos[1], tmp_path / "y" / "p.png")
+    rc, _, lines = run_main(
+        capsys, "stylize", tmp_path / "x" / "p.png", tmp_path / "y" / "p.png", "-s", negative
+    )
+    assert rc == 2 and "would both be written to" in lines[0]
+    target = tmp_path / "x" / "p.png"
+    rc, _, lines = run_main(capsys, "stylize", target, "-s", negative, "-o", target)
+    assert rc == 2 and lines == [
+        f"stylekit: error: Refusing to overwrite the input {target} with its result."
+    ]
+
+
 def test_bad_single_input_is_one_line_and_exit_2(tmp_path: Path, negative: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
