@@ -171,9 +171,16 @@ def test_output_clashes_are_refused_before_any_work(
     (tmp_path / "y").mkdir()
     shutil.copy(photos[0], tmp_path / "x" / "p.png")
     shutil.copy(photos[1], tmp_path / "y" / "p.png")
-    rc, _, lines = run_main(
-        capsys, "stylize", tmp_path / "x" / "p.png", tmp_path / "y" / "p.png", "-s", negative
-    )
+    args = [
+        "stylize",
+        tmp_path / "x" / "p.png",
+        tmp_path / "y" / "p.png",
+        "-s",
+        negative,
+        "-o",
+        tmp_path / "o",
+    ]
+    rc, _, lines = run_main(capsys, *args)
     assert rc == 2 and "would both be written to" in lines[0]
     target = tmp_path / "x" / "p.png"
     rc, _, lines = run_main(capsys, "stylize", target, "-s", negative, "-o", target)
