@@ -60,7 +60,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--style-image", metavar="P", help="the picture whose style to copy (arbitrary style)"
     )
     parser.add_argument(
-        "--strength", type=float, default=1.0, help="0..1: fade from the photo (0) to the style (1)"
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="0..1: fade from the photo (0) to the style (1)",
     )
     parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     parser.add_argument(
