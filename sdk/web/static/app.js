@@ -18,7 +18,10 @@ const state = {
 
 function displayName(style) {
   if (style.kind === "arbitrary") return "Any painting";
-  return style.name.replace(/[-_]+/g, " ").replace(/\b\w/g, (c) => c.toUpperCase());
+  const small = new Set(["a", "an", "and", "in", "of", "on", "the", "with"]);
+  return style.name.split(/[-_]+/)
+    .map((word, i) => (i > 0 && small.has(word) ? word : word.charAt(0).toUpperCase() + word.slice(1)))
+    .join(" ");
 }
 
 function megabytes(bytes) {

@@ -1,0 +1,279 @@
+"""The web demo in a real browser: ``stylekit web`` as a real server process on a loopback port,
+driven by Debian's headless Chromium through Selenium, as a person would use it.
+
+Each run saves screenshots of the page with a result under ``artifacts/`` (git-ignored);
+``docs/web_screenshot.png`` is one of those, committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from sdk import imaging
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip(
+        "Debian's chromium and chromium-driver are not installed (scripts/test.sh installs them)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402  (only once we know a browser is there)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WebServer:
+    """``stylekit web`` in its own process on a free loopback port."""
+
+    def __init__(self, home: Path, *extra: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log_path = home / "web.log"
+        self._log = log_path.open("wb")
+        cmd = [sys.executable, "-m", "sdk.cli", "web", "--port", str(self.port), *extra]
+        env = {**os.environ, "STYLEKIT_HOME": str(home)}
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"stylekit web did not come up:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    server = WebServer(tmp_path_factory.mktemp("web_home"), "--device", "cpu")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1360,1000", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(tmp_path), "download.prompt_for_download": False}
+    )
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    behavior = {"behavior": "allow", "downloadPath": str(tmp_path)}
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", behavior)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver: WebDriver, timeout: float = 60) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, timeout)
+
+
+def _open(driver: WebDriver, url: str) -> None:
+    driver.get(url)
+    # The gallery is filled from /api/styles.
+    _wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".style-option")) > 1)
+
+
+def _click(driver: WebDriver, css: str) -> None:
+    """Scroll the element to the middle of the window, as a person would, then click it."""
+    element = driver.find_element(By.CSS_SELECTOR, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _upload(driver: WebDriver, input_id: str, path: Path) -> None:
+    driver.find_element(By.ID, input_id).send_keys(str(path))
+
+
+def _first_style(driver: WebDriver) -> str:
+    """The first style of the collection (not the any-painting card)."""
+    option = driver.find_element(By.CSS_SELECTOR, ".style-option:not(.is-painting) input")
+    return str(option.get_attribute("value"))
+
+
+def _wait_for_download(folder: Path, suffix: str, timeout: float = 30) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in folder.iterdir() if p.suffix == suffix]
+        if done:
+            return done[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {suffix} file was downloaded to {folder}: {sorted(os.listdir(folder))}")
+
+
+def _save_full_page(driver: WebDriver, path: Path) -> None:
+    """A screenshot of the whole page, from the top, once every image has loaded."""
+    _wait(driver).until(lambda d: d.execute_script("return [...document.images].every(i => i.complete)"))
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], height + (size["height"] - driver.execute_script(
+        "return window.innerHeight")))
+    driver.execute_script("window.scrollTo(0, 0)")
+    path.parent.mkdir(exist_ok=True)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(size["width"], size["height"])
+
+
+def _stylize_and_download(driver: WebDriver, url: str, photo: Path, download_dir: Path,
+                          screenshot: str | None = None) -> None:
+    _open(driver, url)
+    _upload(driver, "photo-input", photo)
+    _wait(driver).until(ec.visibility_of_element_located((By.ID, "original")))
+    style = _first_style(driver)
+    _click(driver, f'label[for="style-{style}"]')
+    _click(driver, 'label[for="format-png"]')
+    _click(driver, '#max-side option[value="512"]')
+    _click(driver, "#stylize")
+    download = _wait(driver, 120).until(ec.visibility_of_element_located((By.ID, "download")))
+    status = driver.find_element(By.ID, "status").text
+    assert status.startswith("Done"), status
+    assert driver.find_element(By.ID, "error").is_displayed() is False
+    if screenshot:
+        _save_full_page(driver, ARTIFACTS / screenshot)
+
+    expected_name = f"{photo.stem}-{style}.png"
+    assert download.get_attribute("download") == expected_name
+    _click(driver, "#download")
+    saved = _wait_for_download(download_dir, ".png")
+    assert saved.name == expected_name
+    expected = imaging.resize_max_side(imaging.decode(photo), 512).size
+    with Image.open(saved) as result:
+        assert result.format == "PNG"
+        assert result.size == expected
+
+
+def test_upload_pick_a_style_and_download(local_server: WebServer, browser: WebDriver, tmp_path: Path,
+                                         content_images: list[Path]) -> None:
+    photo = next(p for p in content_images if p.stem == "chicago")  # 712x474: the result is 512x341
+    _stylize_and_download(browser, local_server.url, photo, tmp_path, screenshot="web_screenshot.png")
+
+
+def test_not_an_image_shows_an_error(local_server: WebServer, browser: WebDriver, tmp_path: Path) -> None:
+    _open(browser, local_server.url)
+    error = browser.find_element(By.ID, "error")
+
+    # A text file: the page refuses it before uploading.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a shopping list, not a picture")
+    _upload(browser, "photo-input", notes)
+    _wait(browser, 10).until(ec.visibility_of(error))
+    assert "not an image" in error.text
+
+    # Text with an image's name: the server's decoder refuses it, the page says so.
+    fake = tmp_path / "holiday.png"
+    fake.write_text("still not a picture")
+    _upload(browser, "photo-input", fake)
+    _wait(browser, 10).until(ec.invisibility_of_element(error))
+    _click(browser, f'label[for="style-{_first_style(browser)}"]')
+    _click(browser, "#stylize")
+    _wait(browser, 30).until(ec.visibility_of(error))
+    assert "image" in error.text.lower()
+    assert not browser.find_element(By.ID, "download").is_displayed()
+
+
+def test_keyboard_only(local_server: WebServer, browser: WebDriver, content_images: list[Path]) -> None:
+    """Choose a style, move to the next one and start the job with keys alone."""
+    _open(browser, local_server.url)
+    _upload(browser, "photo-input", content_images[0])
+    radios = browser.find_elements(By.CSS_SELECTOR, ".style-option:not(.is-painting) input")
+    radios[0].send_keys(Keys.SPACE)
+    assert radios[0].is_selected()
+    radios[0].send_keys(Keys.ARROW_RIGHT)  # a radio group: arrows move the choice
+    assert radios[1].is_selected() and browser.switch_to.active_element == radios[1]
+    # The focused card shows a focus ring (box-shadow) although the radio itself is hidden.
+    card = browser.find_element(By.CSS_SELECTOR, f'label[for="{radios[1].get_attribute("id")}"]')
+    assert card.value_of_css_property("box-shadow") != "none"
+    strength = browser.find_element(By.ID, "strength")
+    strength.send_keys(Keys.HOME)
+    strength.send_keys(Keys.ARROW_RIGHT)
+    assert browser.find_element(By.ID, "strength-value").text == "5%"
+    browser.find_element(By.ID, "max-side").send_keys("512")  # a select picks by typing
+    assert browser.find_element(By.ID, "max-side").get_attribute("value") == "512"
+    browser.find_element(By.ID, "stylize").send_keys(Keys.ENTER)
+    _wait(browser, 120).until(ec.visibility_of_element_located((By.ID, "download")))
+    assert browser.find_element(By.ID, "status").text.startswith("Done")
+
+
+def test_phone_width_layout(local_server: WebServer, browser: WebDriver, content_images: list[Path]) -> None:
+    browser.set_window_size(390, 1600)
+    _open(browser, local_server.url)
+    _upload(browser, "photo-input", content_images[0])
+    _wait(browser).until(ec.visibility_of_element_located((By.ID, "original")))
+    # One column: nothing wider than the screen, the result below the controls.
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    viewport = browser.execute_script("return window.innerWidth")
+    assert width <= viewport
+    panel = browser.find_element(By.ID, "controls").rect
+    stage = browser.find_element(By.ID, "stage").rect
+    assert stage["y"] > panel["y"] + panel["height"] - 1
+    _save_full_page(browser, ARTIFACTS / "web_screenshot_phone.png")
+
+
+# -- the same flow with TorchServe doing the painting -----------------------------------------
+# The server is the serving tests' own fixture (built-in archives, loopback ports, its own run
+# dir and tokens), not a second launcher.
+import test_serving  # noqa: E402
+from test_serving import Served  # noqa: E402
+
+served = test_serving.served
+
+
+@pytest.fixture(scope="module")
+def torchserve_web(served: Served) -> Iterator[WebServer]:
+    # STYLEKIT_HOME=served.home: the web app's StyleClient finds that server's token file.
+    web = WebServer(served.home, "--server", served.state.inference_url)
+    yield web
+    web.stop()
+
+
+def test_the_same_flow_on_torchserve(torchserve_web: WebServer, browser: WebDriver, tmp_path: Path,
+                                     content_images: list[Path]) -> None:
+    assert httpx.get(f"{torchserve_web.url}/healthz").json()["backend"] == "server"
+    photo = next(p for p in content_images if p.stem == "chicago")
+    _stylize_and_download(browser, torchserve_web.url, photo, tmp_path,
+                          screenshot="web_screenshot_torchserve.png")
