@@ -13,85 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
-from PIL import Image
 
 from sdk.cli import main as stylekit_main
 from sdk.package import read_package
 from sdk.styles import BUILTIN_DIR
 from training.pretrained import arbitrary, catalog, multistyle
 from training.pretrained.mobilenet import FEATURE_CHANNELS, FEATURE_STRIDES, NUM_FEATURES, load_trunk
-from training.pretrained.onnx_import import MULTISTYLE_FILE, PREDICT_FILE, TRANSFORM_FILE, model_path
+from training.pretrained.parity import Originals, load_image, to_nchw
 
 SIZE = 256
-
-
-def _image(path: Path, width: int, height: int) -> np.ndarray:
-    """HxWx3 float32 in [0, 1]."""
-    rgb = Image.open(path).convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.float32) / 255.0
-
-
-def _nchw(hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(hwc).permute(2, 0, 1).unsqueeze(0).contiguous()
-
-
-def _session(model: onnx.ModelProto | Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # the transformer declares 384x384; other sizes only warn
-    data = str(model) if isinstance(model, Path) else model.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
-def _any_size(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The transformer declares a fixed 384x384 input; make H and W symbolic so any size runs."""
-    for dim in model.graph.input[0].type.tensor_type.shape.dim[1:3]:
-        dim.dim_param = "side"
-    return model
-
-
-def _without_activation_quantization(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same graph with every activation QuantizeLinear/DequantizeLinear pair removed.
-
-    Weight dequantization stays, so this is the int8 original's own arithmetic in float32:
-    what our modules must reproduce exactly. Q -> (Pad | Transpose | Reshape)* -> DQ chains
-    become the float ops alone.
-    """
-    initializers = {init.name for init in model.graph.initializer}
-    rename: dict[str, str] = {}
-    float_now: set[str] = set()
-    kept = []
-    for node in model.graph.node:
-        for i, name in enumerate(node.input):
-            while name in rename:
-                name = rename[name]
-            node.input[i] = name
-        if node.op_type == "QuantizeLinear":
-            rename[node.output[0]] = node.input[0]
-            float_now.add(node.input[0])
-            continue
-        if (
-            node.op_type == "DequantizeLinear"
-            and node.input[0] not in initializers
-            and node.input[0] in float_now
-        ):
-            rename[node.output[0]] = node.input[0]
-            continue
-        if node.op_type in ("Pad", "Transpose", "Reshape") and node.input[0] in float_now:
-            float_now.update(node.output)
-        kept.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    for out in model.graph.output:
-        source = out.name
-        while source in rename:
-            source = rename[source]
-        if source != out.name:
-            model.graph.node.append(onnx.helper.make_node("Identity", [source], [out.name]))
-    return model
 
 
 # ---------------------------------------------------------------- fixtures
@@ -108,8 +40,9 @@ def arbitrary_net() -> arbitrary.ArbitraryStylizer:
 
 
 @pytest.fixture(scope="module")
-def multistyle_ort() -> ort.InferenceSession:
-    return _session(model_path(MULTISTYLE_FILE))
+def originals() -> Originals:
+    """onnxruntime on the ONNX originals: multistyle26, and the arbitrary pair as int8 and in float."""
+    return Originals.load()
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +59,17 @@ def shipped_arbitrary() -> Any:
 
 
 def test_shipped_multistyle_matches_onnxruntime_on_every_style(
-    photos: list[Path], multistyle_ort: ort.InferenceSession, shipped_multistyle: torch.jit.ScriptModule
+    photos: list[Path], originals: Originals, shipped_multistyle: torch.jit.ScriptModule
 ) -> None:
-    photo = _image(photos[0], SIZE, SIZE)
+    photo = load_image(photos[0], SIZE, SIZE)
     eye = np.eye(26, dtype=np.float32)
     with torch.inference_mode():
         # All 26 styles in one batch: one photo, one one-hot row each.
-        ours = shipped_multistyle(_nchw(photo).expand(26, -1, -1, -1), torch.from_numpy(eye)).numpy()
+        ours = shipped_multistyle(to_nchw(photo).expand(26, -1, -1, -1), torch.from_numpy(eye)).numpy()
     assert ours.shape == (26, 3, SIZE, SIZE)
     for index in range(26):
-        (reference,) = multistyle_ort.run(None, {"image": _nchw(photo).numpy(), "style_weights": eye[index]})
-        assert np.abs(ours[index] - reference[0]).max() <= 1e-3, f"style {index}"
+        reference = originals.multistyle_run(photo, eye[index])
+        assert np.abs(ours[index].transpose(1, 2, 0) - reference).max() <= 1e-3, f"style {index}"
     # The styles really differ from each other (one-hot rows picked different tables).
     assert np.abs(ours[0] - ours[19]).mean() > 0.05
 
@@ -145,31 +78,33 @@ def test_shipped_multistyle_matches_onnxruntime_on_every_style(
 def test_multistyle_blend_matches_onnxruntime(
     photos: list[Path],
     multistyle_net: multistyle.MultiStyleNet,
-    multistyle_ort: ort.InferenceSession,
+    originals: Originals,
     blend: dict[int, float],
 ) -> None:
-    photo = _nchw(_image(photos[1], SIZE, SIZE))
+    photo = load_image(photos[1], SIZE, SIZE)
     weights = np.zeros(26, dtype=np.float32)
     for index, weight in blend.items():
         weights[index] = weight
-    (reference,) = multistyle_ort.run(None, {"image": photo.numpy(), "style_weights": weights})
+    reference = originals.multistyle_run(photo, weights)
     with torch.inference_mode():
-        ours = multistyle_net(photo, torch.from_numpy(weights).unsqueeze(0)).numpy()
+        ours = (
+            multistyle_net(to_nchw(photo), torch.from_numpy(weights).unsqueeze(0))[0].permute(1, 2, 0).numpy()
+        )
     assert np.abs(ours - reference).max() <= 1e-3
 
 
 def test_multistyle_runs_at_non_square_sizes(
-    content_images: list[Path], multistyle_net: multistyle.MultiStyleNet, multistyle_ort: ort.InferenceSession
+    content_images: list[Path], multistyle_net: multistyle.MultiStyleNet, originals: Originals
 ) -> None:
-    photo = _nchw(_image(content_images[1], 200, 132))
+    photo = load_image(content_images[1], 200, 132)
     weights = np.zeros(26, dtype=np.float32)
     weights[7] = 1.0
-    (reference,) = multistyle_ort.run(None, {"image": photo.numpy(), "style_weights": weights})
+    reference = originals.multistyle_run(photo, weights)
     with torch.inference_mode():
-        ours = multistyle_net(photo, torch.from_numpy(weights).unsqueeze(0))
+        ours = multistyle_net(to_nchw(photo), torch.from_numpy(weights).unsqueeze(0))
     assert ours.shape == (1, 3, 132, 200)
     assert float(ours.min()) >= 0.0 and float(ours.max()) <= 1.0
-    assert np.abs(ours.numpy() - reference).max() <= 1e-3
+    assert np.abs(ours[0].permute(1, 2, 0).numpy() - reference).max() <= 1e-3
 
 
 def test_multistyle_rejects_wrong_style_weights(multistyle_net: multistyle.MultiStyleNet) -> None:
@@ -180,7 +115,7 @@ def test_multistyle_rejects_wrong_style_weights(multistyle_net: multistyle.Multi
 def test_add_styles_grows_the_cin_tables_and_keeps_the_old_styles(
     photos: list[Path], multistyle_net: multistyle.MultiStyleNet
 ) -> None:
-    photo = _nchw(_image(photos[2], 64, 64))
+    photo = to_nchw(load_image(photos[2], 64, 64))
     grown = copy.deepcopy(multistyle_net)
     new = grown.add_styles(2, init_from=19)
     assert new == [26, 27] and grown.num_styles == 28
@@ -203,41 +138,19 @@ def test_add_styles_grows_the_cin_tables_and_keeps_the_old_styles(
 # ---------------------------------------------------------------- arbitrary
 
 
-@pytest.fixture(scope="module")
-def arbitrary_sessions() -> dict[str, ort.InferenceSession]:
-    predict, transform = model_path(PREDICT_FILE), model_path(TRANSFORM_FILE)
-    return {
-        "predict_int8": _session(predict),
-        "transform_int8": _session(_any_size(onnx.load(str(transform)))),
-        "predict_float": _session(_without_activation_quantization(onnx.load(str(predict)))),
-        "transform_float": _session(_without_activation_quantization(_any_size(onnx.load(str(transform))))),
-    }
-
-
-def _run_original(
-    sessions: dict[str, ort.InferenceSession], variant: str, content: np.ndarray, style: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(style vector [1, 100], stylized HxWx3) from the ONNX pair, NHWC as the originals take it."""
-    (vector,) = sessions[f"predict_{variant}"].run(None, {"style_image": style[None]})
-    (out,) = sessions[f"transform_{variant}"].run(
-        None, {"content_image": content[None], "mobilenet_conv/Conv/BiasAdd": vector}
-    )
-    return vector.reshape(1, -1), out[0]
-
-
 def test_arbitrary_reproduces_the_originals_arithmetic_exactly(
     content_images: list[Path],
     style_images: list[Path],
     arbitrary_net: arbitrary.ArbitraryStylizer,
-    arbitrary_sessions: dict[str, ort.InferenceSession],
+    originals: Originals,
 ) -> None:
     """Against the original graphs run in float (activation quantization removed): same weights, same ops."""
-    content = _image(content_images[0], SIZE, 192)
-    style = _image(style_images[6], 256, 256)
-    vector, reference = _run_original(arbitrary_sessions, "float", content, style)
+    content = load_image(content_images[0], SIZE, 192)
+    style = load_image(style_images[6], 256, 256)
+    vector, reference = originals.arbitrary_run("float", content, style)
     with torch.inference_mode():
-        ours_vector = arbitrary_net.style_vector(_nchw(style))
-        ours = arbitrary_net.transfer(_nchw(content), torch.from_numpy(vector))[0].permute(1, 2, 0).numpy()
+        ours_vector = arbitrary_net.style_vector(to_nchw(style))
+        ours = arbitrary_net.transfer(to_nchw(content), torch.from_numpy(vector))[0].permute(1, 2, 0).numpy()
     assert np.abs(ours_vector.numpy() - vector).max() <= 1e-4 * max(1.0, float(np.abs(vector).max()))
     assert ours.shape == (192, SIZE, 3)
     assert np.abs(ours - reference).max() <= 1e-4
@@ -248,7 +161,7 @@ def test_arbitrary_is_close_to_the_int8_originals(
     photos: list[Path],
     style_images: list[Path],
     arbitrary_net: arbitrary.ArbitraryStylizer,
-    arbitrary_sessions: dict[str, ort.InferenceSession],
+    originals: Originals,
 ) -> None:
     """End to end (style image -> vector -> stylized photo) against the int8 originals.
 
@@ -259,10 +172,10 @@ def test_arbitrary_is_close_to_the_int8_originals(
     pairs = ((content_images[1], style_images[0]), (photos[3], style_images[6]), (photos[8], style_images[9]))
     diffs = []
     for photo, painting in pairs:
-        content, style = _image(photo, SIZE, SIZE), _image(painting, 256, 256)
-        _, reference = _run_original(arbitrary_sessions, "int8", content, style)
+        content, style = load_image(photo, SIZE, SIZE), load_image(painting, 256, 256)
+        _, reference = originals.arbitrary_run("int8", content, style)
         with torch.inference_mode():
-            ours = arbitrary_net(_nchw(content), _nchw(style))[0].permute(1, 2, 0).numpy()
+            ours = arbitrary_net(to_nchw(content), to_nchw(style))[0].permute(1, 2, 0).numpy()
         diffs.append(float(np.abs(ours - reference).mean()))
     assert max(diffs) <= 0.05, diffs
     assert float(np.mean(diffs)) <= 0.04, diffs
@@ -271,14 +184,14 @@ def test_arbitrary_is_close_to_the_int8_originals(
 def test_arbitrary_runs_at_the_photos_own_size_and_reuses_vectors(
     photos: list[Path], style_images: list[Path], shipped_arbitrary: torch.jit.ScriptModule
 ) -> None:
-    style = _nchw(_image(style_images[0], 256, 256))
-    photo = _nchw(_image(photos[4], 180, 124))
+    style = to_nchw(load_image(style_images[0], 256, 256))
+    photo = to_nchw(load_image(photos[4], 180, 124))
     with torch.inference_mode():
         vector = shipped_arbitrary.style_vector(style)
         out = shipped_arbitrary.transfer(photo, vector)
         again = shipped_arbitrary(photo, style)
         other = shipped_arbitrary.transfer(
-            photo, shipped_arbitrary.style_vector(_nchw(_image(style_images[5], 256, 256)))
+            photo, shipped_arbitrary.style_vector(to_nchw(load_image(style_images[5], 256, 256)))
         )
     assert vector.shape == (1, arbitrary.STYLE_DIM)
     assert out.shape == (1, 3, 124, 180)
@@ -300,8 +213,8 @@ def test_shipped_packages_reproduce_the_eager_modules(
     shipped_multistyle: torch.jit.ScriptModule,
     shipped_arbitrary: torch.jit.ScriptModule,
 ) -> None:
-    photo = _nchw(_image(photos[5], 128, 96))
-    style = _nchw(_image(style_images[2], 256, 256))
+    photo = to_nchw(load_image(photos[5], 128, 96))
+    style = to_nchw(load_image(style_images[2], 256, 256))
     weights = torch.zeros(2, 26)
     weights[0, 4] = 1.0
     weights[1, 8], weights[1, 21] = 0.6, 0.4
@@ -356,8 +269,8 @@ def test_import_pretrained_cli_rebuilds_the_shipped_packages(
         "multistyle26.json",
         "multistyle26.pt",
     ]
-    photo = _nchw(_image(photos[6], 64, 64))
-    style = _nchw(_image(style_images[1], 256, 256))
+    photo = to_nchw(load_image(photos[6], 64, 64))
+    style = to_nchw(load_image(style_images[1], 256, 256))
     weights = torch.full((1, 26), 1.0 / 26)
     for stem, inputs in (("multistyle26", (photo, weights)), ("arbitrary", (photo, style))):
         rebuilt, shipped = read_package(tmp_path / f"{stem}.json"), read_package(BUILTIN_DIR / f"{stem}.json")
@@ -382,7 +295,7 @@ def test_trunk_from_the_shipped_package_gives_indexed_features(
 ) -> None:
     trunk = load_trunk()
     assert not trunk.training and not any(p.requires_grad for p in trunk.parameters())
-    image = _nchw(_image(style_images[3], 256, 256))
+    image = to_nchw(load_image(style_images[3], 256, 256))
     with torch.inference_mode():
         features = trunk.features(image, list(range(NUM_FEATURES)))
         head = trunk.features(image, [NUM_FEATURES - 1])[0]

@@ -12,10 +12,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sdk.errors import StylePackageError
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +62,21 @@ def _axis_shape(param: np.ndarray, q: np.ndarray, axis: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def load_initializers(path: Path) -> dict[str, np.ndarray]:
-    """All initializers of ``path`` as float32 arrays by name, quantized ones dequantized."""
+def load_onnx(path: Path) -> onnx.ModelProto:
     try:
         import onnx
-        from onnx import numpy_helper
     except ImportError as exc:
         raise StylePackageError(
             "Importing the ONNX originals needs the 'onnx' package (pip install onnx)."
         ) from exc
-    model = onnx.load(str(path))
+    return onnx.load(str(path))
+
+
+def load_initializers(path: Path) -> dict[str, np.ndarray]:
+    """All initializers of ``path`` as float32 arrays by name, quantized ones dequantized."""
+    from onnx import numpy_helper
+
+    model = load_onnx(path)
     raw = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     out: dict[str, np.ndarray] = {}
     for node in model.graph.node:
@@ -86,6 +95,56 @@ def load_initializers(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def free_image_size(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Make the first input's H and W symbolic (the transformer declares a fixed 384x384 NHWC input)."""
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[1:3]:
+        dim.dim_param = "side"
+    return model
+
+
+def without_activation_quantization(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with every activation QuantizeLinear/DequantizeLinear pair removed (in place).
+
+    Weight dequantization stays, so this is the int8 original's own arithmetic in float32,
+    which our modules must reproduce exactly. ``Q -> (Pad | Transpose | Reshape)* -> DQ``
+    chains become the float ops alone.
+    """
+    import onnx
+
+    initializers = {init.name for init in model.graph.initializer}
+    rename: dict[str, str] = {}
+    float_now: set[str] = set()
+    kept = []
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            while name in rename:
+                name = rename[name]
+            node.input[i] = name
+        if node.op_type == "QuantizeLinear":
+            rename[node.output[0]] = node.input[0]
+            float_now.add(node.input[0])
+            continue
+        if (
+            node.op_type == "DequantizeLinear"
+            and node.input[0] not in initializers
+            and node.input[0] in float_now
+        ):
+            rename[node.output[0]] = node.input[0]
+            continue
+        if node.op_type in ("Pad", "Transpose", "Reshape") and node.input[0] in float_now:
+            float_now.update(node.output)
+        kept.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    for out in model.graph.output:
+        source = out.name
+        while source in rename:
+            source = rename[source]
+        if source != out.name:
+            model.graph.node.append(onnx.helper.make_node("Identity", [source], [out.name]))
+    return model
+
+
 __all__ = [
     "MULTISTYLE_FILE",
     "PREDICT_FILE",
@@ -93,6 +152,9 @@ __all__ = [
     "SOURCE_VERSION",
     "TRANSFORM_FILE",
     "default_model_dir",
+    "free_image_size",
     "load_initializers",
+    "load_onnx",
     "model_path",
+    "without_activation_quantization",
 ]
