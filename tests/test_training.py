@@ -369,9 +369,9 @@ def test_export_round_trips_and_stylizes(
     assert np.asarray(by_name).std() > 1.0  # an image, not a flat colour
 
 
-def test_cli_train_then_export(
+def test_cli_train_then_stylize_and_export(
     tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path,
-    capsys: pytest.CaptureFixture[str],
+    content_images: list[Path], capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     data = link_photos(photos, tmp_path / "data", 4)
     out = tmp_path / "run"
@@ -386,6 +386,14 @@ def test_cli_train_then_export(
     assert "trained 2 steps" in printed and "installed as style 'cli-style'" in printed
     assert (out / "cli-style.pt").is_file()
     assert (Path(os.environ["STYLEKIT_HOME"]) / "styles" / "cli-style.json").is_file()
+
+    result_png = tmp_path / "stylized.png"
+    code = stylekit_main([
+        "stylize", str(content_images[1]), "--style", "cli-style", "-o", str(result_png),
+        "--max-side", "96", "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert max(imaging.decode(result_png).size) == 96
 
     code = stylekit_main([
         "export", str(out / "checkpoints" / "last.pt"), "--name", "cli-copy", "--out", str(tmp_path / "exp"),
