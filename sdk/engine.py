@@ -249,6 +249,9 @@ class Engine:
         self._registry = registry
         # Same-size images go through the model as one tensor batch only where that pays (GPU).
         self.batch_same_size = self.device.type != "cpu"
+        # Tiled runs first stylize the whole picture at about this many pixels and take their
+        # broad tones from it (see imaging.run_tiled); None or 0 turns that off.
+        self.guide_pixels: int | None = 1024 * 1024
         self._models: dict[tuple[str, int, int, str, str], StyleModel] = {}
         self._lock = threading.Lock()
         log.info("stylekit engine on %s (half=%s)", self.device, half)
@@ -446,9 +449,12 @@ class Engine:
         h, w = rgbs[0].shape[:2]
         multiple = job.model.multiple
         if len(rgbs) == 1 and imaging.needs_tiling(w, h, self.pixel_budget):
+            guide = self._guide(job, rgbs[0])
             # A uint8 view: run_tiled converts tile by tile, so no full-size float copy is made.
             view = torch.from_numpy(_writable(rgbs[0])).permute(2, 0, 1).unsqueeze(0)
-            y = imaging.run_tiled(job.fn, view, tile=self.tile, overlap=self.overlap, multiple=multiple)
+            y = imaging.run_tiled(
+                job.fn, view, tile=self.tile, overlap=self.overlap, multiple=multiple, guide=guide
+            )
             return [imaging.to_uint8(y)]
         tensors = [imaging.to_tensor(rgb) for rgb in rgbs]
         x = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
@@ -459,6 +465,19 @@ class Engine:
                 f"Style {job.model.name!r}: the generator returned {tuple(y.shape)} for {tuple(padded.shape)}"
             )
         return [imaging.to_uint8(y[i : i + 1]) for i in range(y.shape[0])]
+
+    def _guide(self, job: _Job, rgb: np.ndarray) -> torch.Tensor | None:
+        """The whole picture stylized at a reduced size, for the tiles' broad tones."""
+        if not self.guide_pixels:
+            return None
+        h, w = rgb.shape[:2]
+        scale = math.sqrt(self.guide_pixels / (w * h))
+        if scale >= 1.0:
+            return None
+        whole = DecodedImage(rgb, None, "RGB", None, (w, h))
+        small = imaging.resize_max_side(whole, max(1, round(max(w, h) * scale)))
+        x, pads = imaging.pad_to_multiple(imaging.to_tensor(small.rgb), job.model.multiple)
+        return imaging.unpad(job.fn(x), pads)
 
     @staticmethod
     def _finish(job: _Job, decoded: DecodedImage, out: np.ndarray) -> Image.Image:

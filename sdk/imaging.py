@@ -50,6 +50,10 @@ _EXTENSIONS: dict[str, str] = {
     "jfif": "JPEG",
     "webp": "WEBP",
 }
+# run_tiled with a guide: tones broader than this many guide pixels (Gaussian sigma) come from
+# the guide, finer detail from the tiles. Small enough to keep the guide's own brush strokes
+# out, large enough to fix the colour shifts that per-tile normalisation causes.
+GUIDE_SIGMA = 8.0
 # JPEG has no alpha: transparent pixels are composited on this colour before encoding.
 JPEG_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 
@@ -514,6 +518,7 @@ def run_tiled(
     tile: int,
     overlap: int,
     multiple: int,
+    guide: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run ``fn`` over overlapping tiles of ``x`` [N, 3, H, W] (CPU) and blend the results.
 
@@ -522,6 +527,12 @@ def run_tiled(
     are added into one preallocated CPU tensor with linear ramps across the overlaps, so no
     seam shows. ``x`` may be float in [0, 1] or ``uint8`` (converted one tile at a time, which
     saves a full-size float copy). Memory: one tile's worth of model work plus the output.
+
+    ``guide`` ([N, C, h, w], smaller than ``x``): ``fn``'s output for the whole image at a
+    lower resolution. When given, each tile keeps its own fine detail but takes its broad
+    tones (below :data:`GUIDE_SIGMA` guide pixels) from the guide. Generators with instance
+    normalisation see only their tile's statistics; without a guide a tile can come out in
+    other colours than the whole picture would (smoothly blended, but visibly off).
     """
     if x.dim() != 4:
         raise BadOptionError(f"run_tiled expects [N, C, H, W], not {tuple(x.shape)}.")
@@ -531,6 +542,10 @@ def run_tiled(
             f"(tile={tile}, overlap={overlap}, multiple={multiple})."
         )
     n, _, h, w = x.shape
+    if guide is not None and (guide.dim() != 4 or guide.shape[0] != n):
+        raise BadOptionError(f"The guide must be [N, C, h, w] with N = {n}, not {tuple(guide.shape)}.")
+    low_guide = None if guide is None else _blur(guide.float(), GUIDE_SIGMA)
+    factor = 1 if guide is None else max(1, round(max(h / guide.shape[-2], w / guide.shape[-1])))
     context = -(-overlap // multiple) * multiple
     ys, xs = tile_spans(h, tile, overlap, multiple), tile_spans(w, tile, overlap, multiple)
     wys, wxs = _axis_weights(ys, h, overlap), _axis_weights(xs, w, overlap)
@@ -548,13 +563,47 @@ def run_tiled(
                     f"The model returned {tuple(result.shape)} for a tile of {tuple(padded.shape)}; "
                     "outputs must keep the input's batch and size."
                 )
-            core = result[:, :, y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0].float()
+            result = result.float()
+            if low_guide is not None:
+                # Swap the tile's broad tones for the guide's: tile - lowpass(tile) + lowpass(guide).
+                result = result - _low_pass(result, factor) + _sample(low_guide, (iy0, iy1, ix0, ix1), (h, w))
+            core = result[:, :, y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0]
             if out is None:
                 out = torch.zeros((n, core.shape[1], h, w), dtype=torch.float32)
             out[:, :, y0:y1, x0:x1].addcmul_(core, wy[:, None] * wx[None, :])
     if out is None:  # pragma: no cover - tile_spans always yields at least one span
         raise StylekitError("Tiling produced no tiles.")
     return out
+
+
+def _blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W] with mirrored edges."""
+    radius = max(1, int(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = t.shape[1]
+    padded = _reflect_pad(t, (radius, radius, radius, radius))
+    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _low_pass(t: torch.Tensor, factor: int) -> torch.Tensor:
+    """What a tile looks like at the guide's resolution after the guide's blur, at full size."""
+    small = F.avg_pool2d(t, factor, ceil_mode=True) if factor > 1 else t
+    return F.interpolate(_blur(small, GUIDE_SIGMA), size=t.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _sample(low: torch.Tensor, box: tuple[int, int, int, int], full: tuple[int, int]) -> torch.Tensor:
+    """Bilinear samples of the (blurred) guide at the full-resolution pixels of ``box``."""
+    y0, y1, x0, x1 = box
+    h, w = full
+    # Pixel centres in grid_sample's normalised coordinates (align_corners=False).
+    ys = (torch.arange(y0, y1, dtype=torch.float32) + 0.5) / h * 2 - 1
+    xs = (torch.arange(x0, x1, dtype=torch.float32) + 0.5) / w * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).unsqueeze(0)
+    grid = grid.expand(low.shape[0], -1, -1, -1)
+    return F.grid_sample(low, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _as_float(t: torch.Tensor) -> torch.Tensor:
@@ -681,6 +730,7 @@ def mime_type(format: str) -> str:
 
 __all__ = [
     "DECODE_FORMATS",
+    "GUIDE_SIGMA",
     "JPEG_BACKGROUND",
     "MIME",
     "DecodedImage",

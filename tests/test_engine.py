@@ -312,6 +312,7 @@ def test_tiled_equals_untiled_for_a_conv_generator(registry: StyleRegistry, phot
     rgb = _mid_size(photo)
     whole = np.array(Engine("cpu", registry=registry).stylize(rgb, "tiny-ff")).astype(int)
     tiled_engine = Engine("cpu", registry=registry, pixel_budget=128 * 128, tile=128, overlap=16)
+    tiled_engine.guide_pixels = None  # the tiles alone: a conv net needs no guide
     tiled = np.array(tiled_engine.stylize(rgb, "tiny-ff")).astype(int)
     assert tiled.shape == whole.shape == (500, 700, 3)
     diff = np.abs(tiled - whole)
@@ -326,6 +327,7 @@ def test_tiles_blend_without_seams(registry: StyleRegistry, photo: Path) -> None
 
     def tiled(overlap: int) -> np.ndarray:
         eng = Engine("cpu", registry=registry, pixel_budget=1, tile=tile, overlap=overlap)
+        eng.guide_pixels = None  # the ramps alone
         return np.array(eng.stylize(rgb, "tiny-in")).astype(np.float32) - whole
 
     # Without overlap (a hard switch mid-way between tiles) the joins show, and the score sees them.
@@ -340,6 +342,23 @@ def test_tiles_blend_without_seams(registry: StyleRegistry, photo: Path) -> None
     soft = _seam_score(tiled(overlap))
     ramps = np.concatenate([np.arange(m - overlap // 2 - 1, m + overlap // 2 + 1) for m in middles(overlap)])
     assert soft[ramps].max() < 1.5
+
+
+def test_guide_keeps_tiles_in_the_whole_pictures_colours(registry: StyleRegistry, photo: Path) -> None:
+    """Per-tile normalisation shifts colours region by region; the guide run pulls them back."""
+    rgb = _mid_size(photo)
+    whole = np.array(Engine("cpu", registry=registry).stylize(rgb, "tiny-in"))
+
+    def broad(a: np.ndarray) -> np.ndarray:  # the picture at 1/16 size: its broad tones
+        return np.array(Image.fromarray(a).resize((44, 31), Image.Resampling.BOX)).astype(float)
+
+    errors = {}
+    for guide_pixels in (None, 350 * 250):
+        eng = Engine("cpu", registry=registry, pixel_budget=200 * 200, tile=160, overlap=32)
+        eng.guide_pixels = guide_pixels
+        out = np.array(eng.stylize(rgb, "tiny-in"))
+        errors[guide_pixels] = np.abs(broad(out) - broad(whole)).mean()
+    assert errors[350 * 250] < 0.6 * errors[None]
 
 
 # --------------------------------------------------------------------------- batches, cache, threads
