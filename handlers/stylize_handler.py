@@ -7,12 +7,12 @@ validation, inference, tiling and encoding all happen in ``sdk.imaging`` and ``s
 
 A request is one image, sent as
 - the raw body (``Content-Type: image/jpeg``, ``image/png``, ...), options in ``X-Stylekit-*``
-  headers (``X-Stylekit-Style: la-muse``, ``X-Stylekit-Strength: 0.8``, ...);
+  headers (``X-Stylekit-Style: starry-night``, ``X-Stylekit-Strength: 0.8``, ...);
 - a multipart form: the image in the field ``image`` (or ``data``/``file``), the style image of
   the arbitrary kind in ``style_image``, options as further fields;
-- a JSON object: ``{"image": "<base64>", "style": "la-muse", "strength": 0.8, ...}``.
+- a JSON object: ``{"image": "<base64>", "style": "starry-night", "strength": 0.8, ...}``.
 
-Options: ``style`` (a sub-style name, or a blend ``{"la-muse": 0.7, "udnie": 0.3}``; a JSON
+Options: ``style`` (a sub-style name, or a blend ``{"starry-night": 0.7, "red-storm": 0.3}``; a JSON
 string in form fields and headers), ``strength`` (0..1), ``preserve_color`` (bool),
 ``format`` (PNG, JPEG, WEBP), ``max_side`` (int), ``style_image`` (arbitrary kind).
 The answer is the encoded image with its content type, or for a bad item a JSON error body

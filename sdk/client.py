@@ -7,7 +7,7 @@ that is restarting), and implements :class:`sdk.api.Backend`, so
 ``sdk.stylize(img, style=..., backend=client)`` runs the same call remotely.
 
 Style names are the ones the server's archives provide: a multistyle archive serves each of
-its sub-styles (``la-muse``), other archives their own name. The client learns which archive
+its sub-styles (``starry-night``), other archives their own name. The client learns which archive
 serves which style from the management API (``styles()``); without management access a
 style name is taken as the archive's name.
 

@@ -24,7 +24,7 @@ def test_raw_body_with_header_options() -> None:
         {
             "body": {"content-type": "image/jpeg"},
             "Authorization": "Bearer secret",
-            "X-Stylekit-Style": "la-muse",
+            "X-Stylekit-Style": "starry-night",
             "X-Stylekit-Strength": "0.25",
             "X-Stylekit-Preserve-Color": "yes",
             "X-Stylekit-Format": "jpg",
@@ -32,7 +32,7 @@ def test_raw_body_with_header_options() -> None:
         },
     )
     assert (req.image, req.style, req.strength, req.preserve_color, req.format, req.max_side) == (
-        IMAGE, "la-muse", 0.25, True, "JPEG", 640,
+        IMAGE, "starry-night", 0.25, True, "JPEG", 640,
     )  # fmt: skip
 
 
