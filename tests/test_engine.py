@@ -177,6 +177,8 @@ def test_output_keeps_odd_sizes_and_respects_max_side(engine: Engine, small_rgb:
     odd = small_rgb[:131, :203]
     assert engine.stylize(odd, "tiny-ff").size == (203, 131)
     assert engine.stylize(odd, "tiny-ff", max_side=101).size == (101, 65)
+    for w, h in ((1, 1), (3, 2), (2, 9)):  # smaller than the padding the model needs
+        assert engine.stylize(small_rgb[:h, :w], "tiny-ff").size == (w, h)
     with pytest.raises(BadOptionError, match="max_side"):
         engine.stylize(odd, "tiny-ff", max_side=0)
 
