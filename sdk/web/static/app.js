@@ -310,19 +310,22 @@ async function stylize(event) {
     const name = fileNameFrom(response, `stylized.${extension}`);
     const url = replaceUrl("resultUrl", blob);
     const img = $("result");
-    img.onload = () => {
-      img.hidden = false;
-      $("result-empty").hidden = true;
-      setStatus(`Done in ${seconds} s · ${img.naturalWidth} × ${img.naturalHeight} px`);
-    };
-    img.src = url;
-    $("result-caption").textContent = label;
     const download = $("download");
     download.href = url;
     download.download = name;
-    $("download-label").textContent = `Download ${format === "jpeg" ? "JPEG" : "PNG"}`;
     download.title = name;
+    $("download-label").textContent = `Download ${format === "jpeg" ? "JPEG" : "PNG"}`;
+    $("result-caption").textContent = label;
+    // Result, download button and "Done" appear together, once the image is on screen.
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = () => reject(new Error("The server's answer is not an image the browser can show."));
+      img.src = url;
+    });
+    img.hidden = false;
+    $("result-empty").hidden = true;
     download.hidden = false;
+    setStatus(`Done in ${seconds} s · ${img.naturalWidth} × ${img.naturalHeight} px`);
   } catch (error) {
     clearResult("No result yet.");
     showError(error.message);
