@@ -209,7 +209,11 @@ class StyleClient:
         self._management_token = management_token or os.environ.get(MANAGEMENT_TOKEN_ENV) or None
         self._file_keys: dict[str, str] = {}
         if self._key_file is not None:
-            self._file_keys = self._read_keys()
+            try:
+                self._file_keys = self._read_keys()
+            except ServerError as exc:  # a server still starting: the first refusal re-reads it
+                log.info("%s", exc.message)
+        self._key_lock = threading.Lock()
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -235,32 +239,33 @@ class StyleClient:
             explicit, from_file, fallback = self._token, self._file_keys.get("inference"), None
         if explicit:
             return explicit, False
-        if from_file:
-            return from_file, True
+        if from_file or (self._key_file is not None and fallback is None):
+            return from_file, True  # (None while the file is unreadable: a refusal re-reads it)
         return fallback, False
 
     def _auth(self, management: bool) -> dict[str, str]:
         token, _ = self._token_for(management)
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def _renew_key(self, management: bool) -> bool:
-        """After a refused key from the key file: pick up a rotated key, or have the server make one.
+    def _renew_key(self, management: bool, refused: str | None) -> bool:
+        """After the server refused the key-file key ``refused``: pick up a newer one, or have one made.
 
         TorchServe keys expire (60 min by default); its token API, called with the key file's
-        API key, writes fresh ones into the key file. True if the key changed.
+        API key, writes fresh ones into the key file. True if there is now another key to try.
+        Serialized, so that concurrent refusals renew once instead of invalidating each other.
         """
         kind = "management" if management else "inference"
-        old = self._file_keys.get(kind)
-        try:
-            self._file_keys = self._read_keys()
-            if self._file_keys.get(kind) == old and self._file_keys.get("api"):
-                headers = {"Authorization": f"Bearer {self._file_keys['api']}"}
-                self._http.post(f"{self.management_url}/token", params={"type": kind}, headers=headers)
+        with self._key_lock:
+            try:
                 self._file_keys = self._read_keys()
-        except (ServerError, httpx.HTTPError) as exc:
-            log.info("could not renew the %s key: %s", kind, exc)
-            return False
-        renewed = self._file_keys.get(kind) != old
+                if self._file_keys.get(kind) == refused and self._file_keys.get("api"):
+                    headers = {"Authorization": f"Bearer {self._file_keys['api']}"}
+                    self._http.post(f"{self.management_url}/token", params={"type": kind}, headers=headers)
+                    self._file_keys = self._read_keys()
+            except (ServerError, httpx.HTTPError) as exc:
+                log.info("could not renew the %s key: %s", kind, exc)
+                return False
+            renewed = self._file_keys.get(kind) != refused
         log.info("%s key %s", kind, "renewed" if renewed else "unchanged")
         return renewed
 
@@ -292,8 +297,10 @@ class StyleClient:
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            token, from_file = self._token_for(management)
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
             try:
-                resp = self._http.request(method, url, headers=self._auth(management), **kwargs)
+                resp = self._http.request(method, url, headers=headers, **kwargs)
             except httpx.TimeoutException as exc:
                 raise ServerUnavailableError(f"{url} did not answer within {self.timeout:g} s.", 504) from exc
             except httpx.TransportError as exc:
@@ -306,8 +313,8 @@ class StyleClient:
             if (
                 isinstance(error, AuthenticationError)
                 and not refreshed
-                and self._token_for(management)[1]
-                and self._renew_key(management)
+                and from_file
+                and self._renew_key(management, refused=token)
             ):
                 refreshed = True
                 try:

@@ -199,7 +199,7 @@ def start(
     timeout: float = 120.0,
     env: Mapping[str, str] | None = None,
 ) -> ServerState:
-    """Start TorchServe in its own session and wait until it answers ``/ping`` as Healthy.
+    """Start TorchServe in its own session; return once it is healthy and every model has workers.
 
     ``port`` sets the inference port and puts management, metrics and the two gRPC ports on
     the next four, all on 127.0.0.1; without it the addresses come from the config file
@@ -243,6 +243,7 @@ def start(
         props["initial_worker_port"] = str(worker_port)
 
     run.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)  # the key file TorchServe writes here is as good as a password
     tmp = run / "tmp"
     tmp.mkdir(exist_ok=True)
     (run / "logs").mkdir(exist_ok=True)
@@ -260,7 +261,7 @@ def start(
         sys.executable, "-m", "ts.model_server", "--start", "--foreground",
         "--ts-config", str(effective), "--model-store", str(store), "--no-config-snapshots",
     ]  # fmt: skip
-    out = open(run / "logs" / "torchserve.out", "ab")  # noqa: SIM115 - the child owns it
+    out = open(run / "logs" / "torchserve.out", "ab")  # noqa: SIM115 - the child keeps its own copy
     try:
         proc = subprocess.Popen(
             cmd, cwd=run, env=child_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
