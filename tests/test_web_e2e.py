@@ -216,6 +216,49 @@ def test_not_an_image_shows_an_error(local_server: WebServer, browser: WebDriver
     assert not browser.find_element(By.ID, "download").is_displayed()
 
 
+def _slug(stem: str) -> str:
+    """Download names are lowercase words and dashes."""
+    return stem.lower().replace("_", "-")
+
+
+def _run_and_wait(driver: WebDriver) -> str:
+    """Press Stylize, wait for the result; the download's file name."""
+    _click(driver, "#stylize")
+    _wait(driver, 120).until(lambda d: d.find_element(By.ID, "status").text.startswith("Done"))
+    assert not driver.find_element(By.ID, "error").is_displayed()
+    return str(driver.find_element(By.ID, "download").get_attribute("download"))
+
+
+def test_any_painting_and_blend(local_server: WebServer, browser: WebDriver, content_images: list[Path],
+                                style_images: list[Path]) -> None:
+    _open(browser, local_server.url)
+    photo = next(p for p in content_images if p.stem == "golden_gate")
+    _upload(browser, "photo-input", photo)
+    _click(browser, '#max-side option[value="512"]')
+
+    # Any painting: a second upload appears; the result is named after the painting.
+    assert not browser.find_element(By.ID, "painting-field").is_displayed()
+    _click(browser, 'label[for="style-arbitrary"]')
+    assert browser.find_element(By.ID, "painting-field").is_displayed()
+    painting = style_images[0]
+    _upload(browser, "painting-input", painting)
+    _wait(browser, 10).until(ec.visibility_of_element_located((By.ID, "painting-preview")))
+    assert _run_and_wait(browser) == f"{_slug(photo.stem)}-{_slug(painting.stem)}.png"
+    assert painting.name in browser.find_element(By.ID, "result-caption").text
+
+    # Blend: the second style is chosen among the same network's styles.
+    first = _first_style(browser)
+    _click(browser, f'label[for="style-{first}"]')
+    assert not browser.find_element(By.ID, "painting-field").is_displayed()
+    _click(browser, 'label[for="blend-toggle"]')
+    partners = browser.find_elements(By.CSS_SELECTOR, "#blend-style option")
+    assert len(partners) == 25 and first not in [o.get_attribute("value") for o in partners]
+    second = str(partners[2].get_attribute("value"))
+    _click(browser, f'#blend-style option[value="{second}"]')
+    assert _run_and_wait(browser) == f"{_slug(photo.stem)}-{first}-{second}.png"
+    assert "+" in browser.find_element(By.ID, "result-caption").text
+
+
 def test_keyboard_only(local_server: WebServer, browser: WebDriver, content_images: list[Path]) -> None:
     """Choose a style, move to the next one and start the job with keys alone."""
     _open(browser, local_server.url)
