@@ -305,6 +305,23 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     assert not (cfg.run_dir / "tiny.pt").exists()
 
 
+def test_adversarial_term_trains_a_patch_critic(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    data = link_photos(photos, tmp_path / "data", 4)
+    cfg = tiny_config(data, style_images[6], tmp_path / "run", random_vgg19, steps=3, adversarial_weight=0.5)
+    trainer = Trainer(cfg)
+    assert trainer.discriminator is not None
+    before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    result = trainer.fit()
+    for h in result.history:
+        assert np.isfinite(h["adversarial"]) and np.isfinite(h["discriminator"])
+        assert h["total"] >= h["adversarial"] * 0.5
+    saved = load_checkpoint(cfg.checkpoint_path)
+    assert any(not torch.equal(before[k], v) for k, v in saved["discriminator"].items())
+    assert saved["disc_optimizer"]["state"]
+
+
 def test_sigterm_writes_a_checkpoint(
     tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
 ) -> None:
