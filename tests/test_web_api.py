@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from sdk.cli import main as cli_main
 from sdk.client import StyleClient
 from sdk.web.app import THUMBNAIL_SIDE, WebSettings, create_app
 
@@ -87,6 +88,20 @@ def test_thumbnails_are_painted_by_each_style(client: TestClient, two_blendable:
     assert np.abs(img_a - img_b).mean() > 10, "two styles gave nearly the same thumbnail"
     # Cached: the same bytes again.
     assert client.get(f"/api/styles/{a}/thumbnail").content == first.content
+
+
+def test_thumbnails_on_a_sample_photo_of_your_own(client: TestClient, content_images: list[Path],
+                                                  two_blendable: tuple[str, str]) -> None:
+    """``--sample PHOTO``: the thumbnail keeps the photo's aspect ratio, and shows the photo."""
+    name = two_blendable[0]
+    sample = next(p for p in content_images if p.stem == "hoovertowernight")  # 760x400
+    with TestClient(create_app(device="cpu", settings=WebSettings(sample=sample))) as own:
+        response = own.get(f"/api/styles/{name}/thumbnail")
+    assert response.status_code == 200
+    pixels = _pixels(response.content)
+    assert pixels.shape == (round(THUMBNAIL_SIDE * 400 / 760), THUMBNAIL_SIDE, 3)
+    default = _pixels(client.get(f"/api/styles/{name}/thumbnail").content)
+    assert default.shape == (THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3)
 
 
 def test_thumbnail_of_the_arbitrary_style_is_the_painting_icon(client: TestClient) -> None:
@@ -317,6 +332,19 @@ def test_page_and_openapi(client: TestClient) -> None:
     assert set(schema["paths"]) >= {"/api/styles", "/api/styles/{name}/thumbnail", "/api/stylize", "/healthz"}
     body = schema["paths"]["/api/stylize"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["image"] and "style_image" in body["properties"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sample", "/no/such/photo.jpg"], "is not a file"),
+        (["--max-upload-mb", "0"], "must be positive"),
+        (["--server", "http://127.0.0.1:9", "--device", "cpu"], "--device applies"),
+    ],
+)
+def test_cli_refuses_bad_options(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["web", *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 # -- a style server that is down ---------------------------------------------------------------

@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_upload_mb <= 0 or args.max_side < 1:
         raise BadOptionError("--max-upload-mb and --max-side must be positive.")
+    if args.server and args.device != "auto":
+        raise BadOptionError("--device applies to the local engine; with --server the server picks its own.")
     if args.sample is not None and not args.sample.is_file():
         raise BadOptionError(f"--sample: {args.sample} is not a file.")
     settings = WebSettings(
