@@ -18,10 +18,10 @@ stylized by the backend in a worker thread, never on the event loop. The app wri
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePath
@@ -112,9 +112,18 @@ class WebSettings:
 # API models
 
 
+StyleKind = Literal["feedforward", "multistyle", "arbitrary", "unknown"]
+# A style server may serve archives that were not made by stylekit: their kind is "unknown".
+_KINDS: dict[str, StyleKind] = {
+    "feedforward": "feedforward",
+    "multistyle": "multistyle",
+    "arbitrary": "arbitrary",
+}
+
+
 class StyleOut(BaseModel):
     name: str = Field(description="name to pass as `style`")
-    kind: Literal["feedforward", "multistyle", "arbitrary"]
+    kind: StyleKind
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
     license: str | None = None
@@ -406,12 +415,12 @@ def _style_out(item: Any) -> StyleOut:
     def get(key: str) -> Any:
         return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
 
-    name, kind = str(get("name")), str(get("kind"))
+    name, kind = str(get("name")), _KINDS.get(str(get("kind")), "unknown")
     source = get("source")
     source = source if isinstance(source, Mapping) else {}
     return StyleOut(
         name=name,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         description=str(get("description") or ""),
         aliases=list(get("aliases") or ()),
         license=get("license") or source.get("license") or None,
@@ -426,19 +435,11 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
     """The web demo app. ``backend=None`` stylizes with the local engine on ``device``."""
     state = _State(backend, settings or WebSettings(), device)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("stylekit web: %s backend", "server" if state.remote else "local")
-        yield
-        state.thumbnails.clear()
-
     app = FastAPI(
         title="stylekit web demo",
         version="1.0",
         description="Upload a photo, pick a style, get the painting back.",
-        lifespan=lifespan,
     )
-    app.state.stylekit = state
 
     @app.exception_handler(StylekitError)
     async def _on_stylekit_error(request: Request, exc: StylekitError) -> JSONResponse:
@@ -487,7 +488,9 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
             if name not in state.thumbnails:
                 found = {s.name: s for s in await state.run(partial(state.styles), queue="light")}
                 if name not in found:
-                    raise UnknownStyleError(f"No style named {name!r}.")
+                    close = difflib.get_close_matches(name, found, n=3)
+                    hint = f" Did you mean {', '.join(close)}?" if close else ""
+                    raise UnknownStyleError(f"No style named {name!r}.{hint}")
                 if found[name].kind == "arbitrary":
                     icon = (STATIC_DIR / "any-painting.svg").read_bytes()
                     state.thumbnails[name] = (icon, "image/svg+xml")
@@ -516,7 +519,7 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         photo = await _file_bytes(form, "image", limit, required=True)
         assert photo is not None
         painting = await _file_bytes(form, "style_image", limit, required=False)
-        if photo and painting and len(photo[0]) + len(painting[0]) > limit:
+        if painting and len(photo[0]) + len(painting[0]) > limit:
             raise ImageTooLargeError(f"The upload is larger than this server accepts ({_megabytes(limit)}).")
 
         style_text = (_form_text(form, "style") or "").strip()
