@@ -148,7 +148,9 @@ def _wait_for_download(folder: Path, suffix: str, timeout: float = 30) -> Path:
 
 def _save_full_page(driver: WebDriver, path: Path) -> None:
     """A screenshot of the whole page, from the top, once every image has loaded."""
-    _wait(driver).until(lambda d: d.execute_script("return [...document.images].every(i => i.complete)"))
+    _wait(driver, 120).until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('.style-card img')]"
+        ".every(i => i.getAttribute('src') && i.complete && i.naturalWidth > 0)"))
     size = driver.get_window_size()
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(size["width"], height + (size["height"] - driver.execute_script(

@@ -127,6 +127,31 @@ function wireDropzone(zoneId, inputId, onFile) {
 
 // ----- styles ---------------------------------------------------------------------------------
 
+// The server paints each thumbnail on first request. Load at most two at a time, in gallery
+// order: a browser opens only six connections to a host, and the rest must stay free for the
+// person's own Stylize request.
+const thumbnailQueue = [];
+let thumbnailsLoading = 0;
+
+function loadThumbnail(img, url) {
+  thumbnailQueue.push([img, url]);
+  pumpThumbnails();
+}
+
+function pumpThumbnails() {
+  while (thumbnailsLoading < 2 && thumbnailQueue.length > 0) {
+    const [img, url] = thumbnailQueue.shift();
+    thumbnailsLoading += 1;
+    const done = () => {
+      thumbnailsLoading -= 1;
+      pumpThumbnails();
+    };
+    img.addEventListener("load", done, { once: true });
+    img.addEventListener("error", done, { once: true });
+    img.src = url;
+  }
+}
+
 function renderGallery(styles) {
   const gallery = $("gallery");
   gallery.replaceChildren();
@@ -149,9 +174,8 @@ function renderGallery(styles) {
     label.htmlFor = input.id;
     label.title = [style.description, style.license ? `License: ${style.license}` : ""].filter(Boolean).join("\n");
     const img = document.createElement("img");
-    img.src = style.thumbnail_url;
+    loadThumbnail(img, style.thumbnail_url);
     img.alt = "";
-    img.loading = "lazy";
     img.width = 112;
     img.height = 112;
     const name = document.createElement("span");
