@@ -573,10 +573,9 @@ class StyleClient:
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stylekit-client") as pool:
             pending: list[Future[BulkResult]] = []
-            it = iter(items)
             try:
                 # Keep a bounded window in flight so huge lists never queue all their uploads.
-                for item in it:
+                for item in items:
                     pending.append(pool.submit(one, item))
                     if len(pending) >= concurrency * 2:
                         yield self._finish(pending.pop(0), bar)
