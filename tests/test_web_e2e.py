@@ -53,7 +53,8 @@ def _free_port() -> int:
 class WebServer:
     """``stylekit web`` in its own process on a free loopback port."""
 
-    def __init__(self, home: Path, *extra: str) -> None:
+    def __init__(self, home: Path, *extra: str, healthy: bool = True) -> None:
+        """Start and wait for ``/healthz``: 200, or with ``healthy=False`` any answer (503)."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_path = home / "web.log"
@@ -66,7 +67,8 @@ class WebServer:
             if self.proc.poll() is not None:
                 break
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                status = httpx.get(f"{self.url}/healthz", timeout=2).status_code
+                if status == 200 or not healthy:
                     return
             except httpx.TransportError:
                 pass
@@ -259,6 +261,29 @@ def test_any_painting_and_blend(local_server: WebServer, browser: WebDriver, con
     _click(browser, f'#blend-style option[value="{second}"]')
     assert _run_and_wait(browser) == f"{_slug(photo.stem)}-{first}-{second}.png"
     assert "+" in browser.find_element(By.ID, "result-caption").text
+
+
+def test_server_down_and_too_large_in_the_page(browser: WebDriver, tmp_path_factory: pytest.TempPathFactory,
+                                               content_images: list[Path]) -> None:
+    """A web app whose style server is not running, with a 50 KB upload limit."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    web = WebServer(tmp_path_factory.mktemp("down_home"), "--server", down, "--max-upload-mb", "0.05",
+                    healthy=False)
+    try:
+        browser.get(web.url)
+        error = browser.find_element(By.ID, "error")
+        _wait(browser, 30).until(ec.visibility_of(error))
+        assert "styles could not be loaded" in error.text and "Cannot reach the style server" in error.text
+        assert "could not be loaded" in browser.find_element(By.ID, "gallery-message").text
+
+        photo = next(p for p in content_images if p.stat().st_size > 100_000)
+        _upload(browser, "photo-input", photo)
+        _wait(browser, 10).until(lambda d: "too large" in error.text)
+        assert "the limit is 51 KB" in error.text
+    finally:
+        web.stop()
 
 
 def test_keyboard_only(local_server: WebServer, browser: WebDriver, content_images: list[Path]) -> None:

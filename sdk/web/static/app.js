@@ -25,7 +25,8 @@ function displayName(style) {
 }
 
 function megabytes(bytes) {
-  return `${Math.round(bytes / 1048576)} MB`;
+  if (bytes < 1048576) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / 1048576).toFixed(bytes < 10485760 ? 1 : 0)} MB`;
 }
 
 function setStatus(text) {
