@@ -260,6 +260,7 @@ function setBusy(busy, label) {
   $("progress").hidden = !busy;
   $("result-frame").setAttribute("aria-busy", String(busy));
   if (busy) {
+    $("result-empty").hidden = true;
     setStatus(`Painting your photo with ${label}…`);
     // In the one-column layout the result is below the controls: bring it into view.
     if (window.matchMedia("(max-width: 899px)").matches) {
