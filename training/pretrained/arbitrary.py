@@ -86,8 +86,8 @@ class StyleResidual(nn.Module):
         self.conv2 = StyleConv(channels, channels, 3)
 
     def forward(self, x: Tensor, vector: Tensor) -> Tensor:
-        y: Tensor = self.conv2(torch.relu(self.conv1(x, vector)), vector)
-        return x + y
+        y: Tensor = self.conv2(self.conv1(x, vector).relu_(), vector)
+        return y.add_(x)
 
 
 class StyleTransformer(nn.Module):
@@ -103,13 +103,15 @@ class StyleTransformer(nn.Module):
 
     def forward(self, x: Tensor, vector: Tensor) -> Tensor:
         v = vector.to(x.dtype)
+        # In-place activations on fresh outputs, as in MultiStyleNet.
         for conv in self.contract:
-            x = torch.relu(conv(x))
+            x = conv(x).relu_()
         for block in self.residual:
             x = block(x, v)
-        x = torch.relu(self.expand[0](upsample2x(x), v))
-        x = torch.relu(self.expand[1](upsample2x(x), v))
-        return torch.sigmoid(self.expand[2](x, v))
+        x = self.expand[0](upsample2x(x), v).relu_()
+        x = self.expand[1](upsample2x(x), v).relu_()
+        out: Tensor = self.expand[2](x, v)
+        return out.sigmoid_()
 
 
 class ArbitraryStylizer(nn.Module):

@@ -68,8 +68,8 @@ class ResidualCIN(nn.Module):
         self.conv2 = ConvCIN(channels, channels, 3, num_styles)
 
     def forward(self, x: Tensor, style_weights: Tensor) -> Tensor:
-        y: Tensor = self.conv2(torch.relu(self.conv1(x, style_weights)), style_weights)
-        return x + y
+        y: Tensor = self.conv2(self.conv1(x, style_weights).relu_(), style_weights)
+        return y.add_(x)
 
 
 class MultiStyleNet(nn.Module):
@@ -94,13 +94,16 @@ class MultiStyleNet(nn.Module):
         if style_weights.dim() != 2 or style_weights.shape[1] != self.num_styles:
             raise ValueError(f"style_weights must have shape [N, {self.num_styles}]")
         w = style_weights.to(x.dtype)
+        # In-place ReLU/add on fresh norm outputs: saves a full-size allocation per layer, and
+        # autograd is fine with it (instance norm saves its input, not its output).
         for layer in self.contract:
-            x = torch.relu(layer(x, w))
+            x = layer(x, w).relu_()
         for block in self.res:
             x = block(x, w)
-        x = torch.relu(self.expand[0](upsample2x(x), w))
-        x = torch.relu(self.expand[1](upsample2x(x), w))
-        return torch.sigmoid(self.expand[2](x, w))
+        x = self.expand[0](upsample2x(x), w).relu_()
+        x = self.expand[1](upsample2x(x), w).relu_()
+        out: Tensor = self.expand[2](x, w)
+        return out.sigmoid_()
 
     def cin_parameters(self) -> list[nn.Parameter]:
         """All CIN tables (every ``gamma`` and ``beta``), e.g. for an optimizer that trains styles only."""
