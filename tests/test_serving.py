@@ -214,6 +214,7 @@ def test_mixed_sizes_in_one_batch(served: Served, photos: list[Path]) -> None:
 
     def send(img: Image.Image) -> Image.Image:
         client = served.client()
+        client.styles()  # learn the style -> model map first, so the requests leave together
         barrier.wait()
         return client.stylize(img, style)
 
