@@ -7,6 +7,7 @@ Each run saves screenshots of the page with a result under ``artifacts/`` (git-i
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -17,10 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sdk import imaging
+from sdk.package import Manifest, write_package
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,9 +91,26 @@ class WebServer:
         self._log.close()
 
 
+class _Sepia(torch.nn.Module):
+    """A user's own style: a sepia tone as a TorchScript feedforward generator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        matrix = torch.tensor([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+        self.register_buffer("matrix", matrix)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("oc,nchw->nohw", self.matrix, x).clamp(0, 1)
+
+
 @pytest.fixture(scope="module")
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    server = WebServer(tmp_path_factory.mktemp("web_home"), "--device", "cpu")
+    home = tmp_path_factory.mktemp("web_home")
+    # A style installed in the user's folder, as `stylekit train` does, joins the gallery.
+    manifest = Manifest(name="my-sepia", kind="feedforward", model_file="my-sepia.pt",
+                        description="A sepia tone of my own.", source={"license": "CC0-1.0"})
+    write_package(torch.jit.script(_Sepia()), home / "styles", manifest)
+    server = WebServer(home, "--device", "cpu")
     yield server
     server.stop()
 
@@ -284,6 +305,19 @@ def test_server_down_and_too_large_in_the_page(browser: WebDriver, tmp_path_fact
         assert "the limit is 51 KB" in error.text
     finally:
         web.stop()
+
+
+def test_user_styles_join_the_gallery(local_server: WebServer, browser: WebDriver) -> None:
+    _open(browser, local_server.url)
+    card = browser.find_element(By.CSS_SELECTOR, 'label[for="style-my-sepia"]')
+    assert card.text == "My Sepia"
+    thumb = card.find_element(By.TAG_NAME, "img")
+    _wait(browser).until(lambda d: d.execute_script("return arguments[0].naturalWidth", thumb) > 0)
+    # Painted by the style itself: sepia, so red >= green >= blue nearly everywhere.
+    jpeg = httpx.get(f"{local_server.url}/api/styles/my-sepia/thumbnail").content
+    rgb = np.asarray(Image.open(io.BytesIO(jpeg)), dtype=np.int16)
+    ordered = (rgb[..., 0] + 2 >= rgb[..., 1]) & (rgb[..., 1] + 2 >= rgb[..., 2])
+    assert ordered.mean() > 0.95
 
 
 def test_keyboard_only(local_server: WebServer, browser: WebDriver, content_images: list[Path]) -> None:
