@@ -389,7 +389,7 @@ def test_killed_worker_restarts_and_requests_succeed(served: Served, photos: lis
 def test_client_retries_503_until_a_worker_is_back(
     served: Served, photos: list[Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = served.client(retries=6, backoff=0.5)
+    client = served.client(retries=7, backoff=0.5)
     client.styles()  # learn which model serves the style while it has workers
     assert "0" in json.dumps(client.scale("multistyle26", 0))
     restore = threading.Timer(1.0, lambda: served.client().scale("multistyle26", 1, wait=False))
