@@ -81,13 +81,13 @@ class Baseline:
         content_loss = WEIGHTS["content_weight"] * sum(
             F.mse_loss(features_y[layer], features_x[layer]) for layer in self.content_layers
         )
-        style_loss = 0.0
+        style_loss = torch.zeros(())
         for layer, gm_s in zip(self.style_layers, self.gram_style, strict=True):
             gm_y = baseline_gram(features_y[layer])
             style_loss += F.mse_loss(gm_y, gm_s[:n_batch].expand_as(gm_y))
         style_loss *= WEIGHTS["style_weight"]
-        total_loss = content_loss + style_loss + WEIGHTS["tv_weight"] * total_variation(y)
-        total_loss.backward()
+        total_loss: torch.Tensor = content_loss + style_loss + WEIGHTS["tv_weight"] * total_variation(y)
+        total_loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         return float(total_loss.detach())
 
@@ -118,7 +118,9 @@ def main() -> int:
             style_image=DATA / "styles" / args.style, data=DATA / "photos", name="bench",
             out=Path(tmp) / "run",
             batch_size=args.batch_size, image_size=args.image_size, vgg_weights=vgg_file, download=False,
-            install=False, tensorboard=False, progress=False, lr=LR, **WEIGHTS,
+            install=False, tensorboard=False, progress=False, lr=LR,
+            content_weight=WEIGHTS["content_weight"], style_weight=WEIGHTS["style_weight"],
+            tv_weight=WEIGHTS["tv_weight"],
         )  # fmt: skip
         ours = Trainer(cfg)
         generator = TransformerNet(cfg.width)

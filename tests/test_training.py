@@ -30,7 +30,7 @@ from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, find_images
 from training.export import export_checkpoint
 from training.generator import TransformerNet, count_parameters
-from training.loss_networks import VGG_WEIGHTS_ENV, build_loss_network, vgg_layer_names
+from training.loss_networks import VGG_WEIGHTS_ENV, VGGPerceptual, build_loss_network, vgg_layer_names
 from training.losses import gram_matrix, total_variation
 from training.trainer import Trainer, load_checkpoint
 
@@ -129,6 +129,7 @@ def test_generator_keeps_size_range_and_scripts() -> None:
 
 def test_vgg_is_frozen_truncated_and_returns_requested_layers(random_vgg19: Path) -> None:
     net = build_loss_network("vgg19", weights=random_vgg19, layers=["relu1_1", "relu3_1"], download=False)
+    assert isinstance(net, VGGPerceptual)
     assert net.pretrained and net.weights_source == str(random_vgg19)
     names = vgg_layer_names("vgg19")
     assert len(net.features) == names.index("relu3_1") + 1  # nothing after the deepest layer
@@ -452,7 +453,7 @@ def test_ddp_two_gloo_ranks_stay_identical(
     data = link_photos(photos, tmp_path / "data", 8)
     cfg = tiny_config(data, style_images[5], tmp_path / "run", random_vgg19, steps=3, device="cpu",
                       image_size=32)  # fmt: skip
-    torch.multiprocessing.spawn(
+    torch.multiprocessing.spawn(  # type: ignore[attr-defined, no-untyped-call]
         _ddp_worker, args=(_free_port(), cfg.to_dict(), str(tmp_path)), nprocs=2, join=True
     )
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)

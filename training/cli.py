@@ -141,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"stopped at step {result.steps}; checkpoint {result.checkpoint} (continue with --resume)")
         return 128 + int(result.stop_signal or signal.SIGINT)
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
-    print(f"trained {result.steps} steps ({losses})")
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items() if k != "images_per_second")
+    print(f"trained {result.steps} steps, {result.images_per_second:.2f} images/s ({losses})")
     if result.skipped_files:
         print(f"skipped {len(result.skipped_files)} unreadable image(s)")
     if result.package is not None:
