@@ -15,13 +15,14 @@ def reflect_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) ->
 def affine_instance_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
     """Instance norm of ``x`` [N, C, H, W] followed by a per-sample affine ``gamma``, ``beta`` [N, C].
 
-    The N images are folded into the channel axis so one native ``instance_norm`` call (a single
-    fused pass, much faster than mean/var/scale written out) applies a different affine per
-    image; for N = 1 the reshape is free.
+    Computed as a group norm with one channel per group (the same statistics): on CPU its
+    kernel is up to 5x faster than ``instance_norm`` (which goes through batch norm) and far
+    faster than mean/var/scale written out. The N images are folded into the channel axis so
+    one call applies a different affine per image; for N = 1 the reshape is free.
     """
     n, c, h, w = x.shape
-    flat = x.reshape(1, n * c, h, w)
-    y = F.instance_norm(flat, weight=gamma.reshape(n * c), bias=beta.reshape(n * c), eps=eps)
+    groups = n * c
+    y = F.group_norm(x.reshape(1, groups, h, w), groups, gamma.reshape(groups), beta.reshape(groups), eps)
     return y.reshape(n, c, h, w)
 
 
