@@ -280,7 +280,7 @@ def build_loss_network(
             features.load_state_dict(state)
         except RuntimeError as exc:
             raise WeightsNotFoundError(f"{source} does not match torchvision's {name}: {exc}") from exc
-        log.info("%s loss network: ImageNet weights from %s", name, source)
+        log.info("%s loss network: weights from %s", name, source)
     else:
         source = "random-init (tests only)"
         log.warning("%s loss network is RANDOM-INIT (pretrained=False): tests only, not real styles", name)
