@@ -150,9 +150,11 @@ def plan(args: argparse.Namespace, label: str) -> tuple[list[Job], str, bool]:
         and bool(out.suffix)
     )
     if batch and out_is_file:
-        raise BadOptionError(f"Several inputs need a folder for -o, not the file name {args.output}.")
+        raise BadOptionError(
+            f"Several inputs or a folder need a folder for -o, not the file name {args.output}."
+        )
     if batch and out is not None and out.exists() and not out.is_dir():
-        raise BadOptionError(f"-o {args.output} is a file; several inputs need a folder.")
+        raise BadOptionError(f"-o {args.output} is a file; several inputs or a folder need a folder.")
     out_file = out if out_is_file else None
     out_dir = out or Path(".")  # used when out_file is None
     fmt = _output_format(args, out_file)

@@ -246,7 +246,7 @@ def test_mixed_good_and_bad_folder_exits_1_after_doing_the_good_ones(
         (["-s", "NEG", "--device", "gpu"], "Unknown device 'gpu'"),
         (["-s", "a=x"], "Blend weight 'x' of 'a' is not a number"),
         (["-s", "arbitrary"], "needs a style image"),
-        (["-s", "NEG", "-o", "FILE"], "Several inputs need a folder for -o"),
+        (["-s", "NEG", "-o", "FILE"], "Several inputs or a folder need a folder for -o"),
     ],
     ids=["unknown-style", "strength", "max-side", "device", "blend", "arbitrary-without-image", "output"],
 )
