@@ -276,7 +276,7 @@ class StyleRegistry:
             except DuplicateStyleError as exc:
                 self._report(exc)
 
-    def _discover_packages_in(self, folder: Path, origin_prefix: str, only_new: bool = False) -> None:
+    def _discover_packages_in(self, folder: Path, builtin: bool, only_new: bool = False) -> None:
         if not folder.is_dir():
             return
         for manifest in sorted(folder.glob("*.json")):
@@ -284,7 +284,7 @@ class StyleRegistry:
                 continue
             try:
                 pkg = _checked_package(manifest)
-                specs = specs_from_package(pkg, f"{origin_prefix}{manifest}" if origin_prefix else "builtin")
+                specs = specs_from_package(pkg, "builtin" if builtin else f"user:{manifest}")
             except StylekitError as exc:
                 # Not marked as seen: a package still being written is picked up on a later rescan.
                 self._report(StylePackageError(f"Skipped style package {manifest}: {exc.message}"))
@@ -293,11 +293,11 @@ class StyleRegistry:
             self._add_discovered(specs)
 
     def _discover_builtins(self) -> None:
-        self._discover_packages_in(self._builtin_dir or _builtin_dir(), "")
+        self._discover_packages_in(self._builtin_dir or _builtin_dir(), builtin=True)
 
     def _discover_user_folder(self, only_new: bool = False) -> None:
         self._user_scanned = True
-        self._discover_packages_in(self._user_dir or user_styles_dir(), "user:", only_new)
+        self._discover_packages_in(self._user_dir or user_styles_dir(), builtin=False, only_new=only_new)
 
     def _discover_plugins(self) -> None:
         from importlib.metadata import entry_points
