@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="6000x4000", help="photo size WxH (default 6000x4000)")
     parser.add_argument("--style", help="style name (default: first multistyle26 sub-style)")
-    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--tile", type=int, default=768, help="tile size (the engine's default: 768)")
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--untiled", action="store_true", help="also run the whole photo untiled (baseline)")
     parser.add_argument("--channels-last", action="store_true", help="time NCHW vs channels_last on a tile")

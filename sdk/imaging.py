@@ -566,7 +566,8 @@ def run_tiled(
             result = result.float()
             if low_guide is not None:
                 # Swap the tile's broad tones for the guide's: tile - lowpass(tile) + lowpass(guide).
-                result = result - _low_pass(result, factor) + _sample(low_guide, (iy0, iy1, ix0, ix1), (h, w))
+                result = result.sub(_low_pass(result, factor))
+                result.add_(_sample(low_guide, (iy0, iy1, ix0, ix1), (h, w)))
             core = result[:, :, y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0]
             if out is None:
                 out = torch.zeros((n, core.shape[1], h, w), dtype=torch.float32)
