@@ -42,5 +42,5 @@ setup(
     },
     install_requires=["torch>=2.4", "numpy>=1.24", "pillow>=10.0", "tqdm>=4.66", "httpx>=0.27"],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["stylekit = sdk.cli:main"]},
+    entry_points={"console_scripts": ["stylekit = sdk.cli:entry"]},
 )
