@@ -89,6 +89,8 @@ def test_extend_trains_one_row_and_exports_a_27_style_package(
     assert [(s.index, s.name) for s in pkg.manifest.styles] == [(26, "wave-extended")]
     assert result.installed is not None and result.installed.root == user_styles_dir()
     assert pkg.manifest.training is not None and pkg.manifest.training["base"] == "multistyle26"
+    row_size = sum(p.shape[1] for p in base_net.cin_parameters())
+    assert pkg.manifest.training["trained_parameters"] == row_size == 990
     extended = load_multistyle(pkg)
     assert extended.num_styles == 27
 

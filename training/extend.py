@@ -309,7 +309,7 @@ def run_extend(config: TrainConfig, base: str, *, init: str = "closest") -> Exte
         init_label = f"closest:{names.get(init_from, str(init_from))}"
         log.info("new row starts from style %d (%s), style loss %.4g", init_from, init_label, value)
     model = NewStyleRow(net, init_from).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(model.rows.parameters(), lr=config.lr)
     steps_per_epoch = len(files) // config.batch_size
     total = config.steps or (config.epochs or 2) * max(1, steps_per_epoch)
     autocast = (
@@ -362,7 +362,7 @@ def run_extend(config: TrainConfig, base: str, *, init: str = "closest") -> Exte
         "initial_losses": initial,
         "final_losses": losses,
         "loss_network": {"name": loss.network.name, "weights": loss.network.weights_source},
-        "trained_parameters": sum(p.numel() for p in model.parameters()),
+        "trained_parameters": sum(p.numel() for p in model.rows.parameters()),
         "skipped_files": len(skipped),
     }
     package, installed = export_extended(extended, base_pkg, config, training)
