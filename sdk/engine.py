@@ -59,7 +59,7 @@ class StyleModel:
         return self.package.manifest.name
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        # Plain NCHW: channels_last was measured 1.3-2.3x slower on CPU for the built-in generator
+        # Plain NCHW: channels_last was measured 1.3-2.7x slower on CPU for the built-in generator
         # (benchmarks/big_image_memory.py --channels-last) and has not been measured on a GPU.
         return x.to(self.device, self.dtype, non_blocking=True)
 
