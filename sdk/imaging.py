@@ -26,14 +26,17 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Union
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
+
+if TYPE_CHECKING:
+    # torch is imported where tensors are made, not here: decoding and encoding (all that the
+    # remote client needs) must not pay torch's ~1.8 s import.
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +383,8 @@ def _resize(im: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> [1, 3, H, W] float32 in [0, 1] (one allocation)."""
+    import torch
+
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise BadOptionError(f"to_tensor expects an HxWx3 uint8 array, not {rgb.dtype} {rgb.shape}.")
     # astype makes the one new (writable, CHW-ordered) buffer; from_numpy then shares it.
@@ -392,6 +397,8 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
 
     Works in bands of rows so a big image needs no second full-size float buffer.
     """
+    import torch
+
     if t.dim() == 4:
         if t.shape[0] != 1:
             raise BadOptionError(f"to_uint8 takes one image, not a batch of {t.shape[0]}.")
@@ -427,6 +434,8 @@ def pad_to_multiple(
 
 
 def _reflect_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    import torch.nn.functional as F
+
     left, right, top, bottom = pads
     if not any(pads):
         return x
@@ -440,6 +449,8 @@ def _reflect_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tens
 
 
 def _mirror_index(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    import torch
+
     idx = torch.arange(-before, n + after, device=device)
     if n == 1:
         return torch.zeros_like(idx)
@@ -486,6 +497,8 @@ def tile_spans(length: int, tile: int, overlap: int, multiple: int) -> list[tupl
 
 def _axis_weights(spans: list[tuple[int, int]], length: int, overlap: int) -> list[torch.Tensor]:
     """1-D blend weights per span: linear ramps centred in each overlap, summing to 1 everywhere."""
+    import torch
+
     raw: list[torch.Tensor] = []
     for i, (s, e) in enumerate(spans):
         pos = torch.arange(s, e, dtype=torch.float32) + 0.5
@@ -534,6 +547,8 @@ def run_tiled(
     normalisation see only their tile's statistics; without a guide a tile can come out in
     other colours than the whole picture would (smoothly blended, but visibly off).
     """
+    import torch
+
     if x.dim() != 4:
         raise BadOptionError(f"run_tiled expects [N, C, H, W], not {tuple(x.shape)}.")
     if multiple < 1 or overlap < 0 or tile - overlap < multiple:
@@ -579,6 +594,9 @@ def run_tiled(
 
 def _blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of [N, C, H, W] with mirrored edges."""
+    import torch
+    import torch.nn.functional as F
+
     radius = max(1, int(3 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-(taps**2) / (2 * sigma**2))
@@ -591,12 +609,17 @@ def _blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _low_pass(t: torch.Tensor, factor: int) -> torch.Tensor:
     """What a tile looks like at the guide's resolution after the guide's blur, at full size."""
+    import torch.nn.functional as F
+
     small = F.avg_pool2d(t, factor, ceil_mode=True) if factor > 1 else t
     return F.interpolate(_blur(small, GUIDE_SIGMA), size=t.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def _sample(low: torch.Tensor, box: tuple[int, int, int, int], full: tuple[int, int]) -> torch.Tensor:
     """Bilinear samples of the (blurred) guide at the full-resolution pixels of ``box``."""
+    import torch
+    import torch.nn.functional as F
+
     y0, y1, x0, x1 = box
     h, w = full
     # Pixel centres in grid_sample's normalised coordinates (align_corners=False).
@@ -608,6 +631,8 @@ def _sample(low: torch.Tensor, box: tuple[int, int, int, int], full: tuple[int, 
 
 
 def _as_float(t: torch.Tensor) -> torch.Tensor:
+    import torch
+
     if t.dtype == torch.uint8:
         return t.to(torch.float32).div_(255.0).contiguous()
     return t.contiguous()

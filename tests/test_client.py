@@ -193,10 +193,14 @@ def test_prometheus_text_is_parsed_with_labels() -> None:
 
 
 def test_importing_the_client_does_not_import_torch() -> None:
+    # The client decodes and encodes through sdk.imaging; that part must stay torch-free too.
     code = (
-        "import sys, sdk\n"
+        "import sys, sdk, numpy as np\n"
+        "from sdk import imaging\n"
         "from sdk.client import StyleClient\n"
         "StyleClient('http://127.0.0.1:1', token='t')\n"
+        "d = imaging.decode(np.zeros((8, 8, 4), np.uint8))\n"
+        "assert imaging.encode(imaging.finish(d.rgb, d), 'PNG')[:4] == b'\\x89PNG'\n"
         "print('torch' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
