@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,4,8")
     parser.add_argument("--requests", type=int, default=8, help="requests per client")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per side; the best is kept")
+    parser.add_argument("--workers", type=int, default=None, help="scale the served model to N workers")
     parser.add_argument("--port", type=int, default=18480)
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args(argv)
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         try:
             client = StyleClient(state.inference_url, run_dir=state.run_dir, timeout=300)
+            if args.workers is not None:
+                client.scale(model, args.workers)
+            workers = len(client.describe(model)["workers"])
             target = f"{model}:{spec.name}"
 
             def served(data: bytes) -> bytes:
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
-        f"style {spec.name} ({model} archive), {args.size}x{args.size} JPEG in, PNG out, "
+        f"style {spec.name} ({model} archive, {workers} worker(s)), {args.size}px JPEG in, PNG out, "
         f"{args.requests} requests per client, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     header = (
