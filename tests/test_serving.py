@@ -192,17 +192,20 @@ def test_client_is_a_backend_for_sdk_stylize(served: Served, photos: list[Path])
     assert client.stylize(array, served.substyles[1]).size == (120, 88)
 
 
-def test_remote_stylize_bytes_runs_without_torch(served: Served, photos: list[Path]) -> None:
+def test_the_remote_path_runs_without_torch(served: Served, photos: list[Path]) -> None:
     code = (
         "import sys\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
         "from sdk.client import StyleClient\n"
         "client = StyleClient(sys.argv[1], run_dir=sys.argv[2])\n"
-        "data = client.stylize_bytes(sys.argv[3], 'multistyle26:' + sys.argv[4])\n"
-        "print(data[:4] == b'\\x89PNG', 'torch' in sys.modules)\n"
+        "out = client.stylize(sys.argv[3], sys.argv[4])\n"
+        "small = client.stylize(np.zeros((40, 60, 3), np.uint8), sys.argv[4])\n"
+        "print(out.size == Image.open(sys.argv[3]).size, small.size, 'torch' in sys.modules)\n"
     )
     args = [served.state.inference_url, str(served.run_dir), str(photos[2]), served.substyles[0]]
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["True", "False"]
+    assert done.stdout.split() == ["True", "(60,", "40)", "False"]
 
 
 def test_mixed_sizes_in_one_batch(served: Served, photos: list[Path]) -> None:
