@@ -167,7 +167,10 @@ def test_arbitrary_is_close_to_the_int8_originals(
 
     Our activations are float, the originals' are int8: measured over 5 photos x 10 paintings at
     384 px the mean abs difference is 0.021-0.049 (0.032 on average); the test above shows the
-    arithmetic itself is identical, so the bound here is on quantization noise.
+    arithmetic itself is identical, so the bound here is on quantization noise. Issue 2 asks for
+    0.03; that is below the int8 graphs' own execution noise (onnxruntime with graph optimizations
+    off is 0.032 on average, up to 0.041, from its default run), and reproducing all 260
+    quantization points did not get under it either (docs/pretrained.md).
     """
     pairs = ((content_images[1], style_images[0]), (photos[3], style_images[6]), (photos[8], style_images[9]))
     diffs = []

