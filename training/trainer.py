@@ -22,7 +22,6 @@ import logging
 import os
 import random
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from sdk import imaging
+from sdk._fs import atomic_write
 from sdk.errors import BadOptionError, DeviceError, TrainingError
 from sdk.package import StylePackage
 from training.config import TrainConfig
@@ -132,18 +132,8 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` via a temporary file, synced, then renamed: a crash never leaves half a file."""
+    atomic_write(path, lambda fh: torch.save(obj, fh), fsync=True)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from sdk._fs import atomic_write
 from sdk.errors import BadOptionError, ServerError, ServerUnavailableError
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,8 @@ class ServerState:
         return read_key_file(self.key_file)
 
     def save(self) -> None:
-        path = Path(self.run_dir) / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        text = json.dumps(asdict(self), indent=2) + "\n"
+        atomic_write(Path(self.run_dir) / STATE_FILE, text.encode("utf-8"))
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str] | None = None) -> ServerState | None:
