@@ -19,7 +19,6 @@ import os
 import re
 import sys
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,9 +275,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # torch 2.14 deprecates TorchScript loading with a FutureWarning on every load; that is a
-    # note for developers, not for someone stylizing a photo.
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
     from sdk import api, imaging
 
     style = api.parse_style(args.style)

@@ -12,7 +12,6 @@ import copy
 import io
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from sdk.errors import BadOptionError, StylePackageError
-from sdk.package import InputContract, Manifest, StylePackage, write_package
+from sdk.package import InputContract, Manifest, StylePackage, quiet_torchscript, write_package
 from sdk.registry import user_styles_dir
 from training.config import NAME_PATTERN
 from training.generator import INPUT_MULTIPLE, TransformerNet, count_parameters
@@ -38,8 +37,7 @@ def to_torchscript(generator: nn.Module) -> torch.jit.ScriptModule:
     """Script a CPU float32 eval copy of ``generator`` (trace if scripting fails), then verify it."""
     # TorchScript is the style-package format every consumer (SDK, TorchServe) loads; torch
     # marks it deprecated in favour of torch.export, which those consumers cannot load yet.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+    with quiet_torchscript():
         return _script_and_verify(generator)
 
 
@@ -95,8 +93,7 @@ def export_generator(
             training={**training, "thumbnail": thumb_name if thumbnail else None},
         )
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+    with quiet_torchscript():
         package = write_package(module, out_dir, manifest(), extra)
         installed = write_package(module, user_styles_dir(), manifest(), extra) if install else None
     if installed is not None:

@@ -17,7 +17,15 @@ import torch
 from torch import nn
 
 from sdk.errors import StylePackageError
-from sdk.package import InputContract, Manifest, StylePackage, SubStyle, sha256_file, write_package
+from sdk.package import (
+    InputContract,
+    Manifest,
+    StylePackage,
+    SubStyle,
+    quiet_torchscript,
+    sha256_file,
+    write_package,
+)
 from training.pretrained import arbitrary, catalog, multistyle
 from training.pretrained.onnx_import import (
     MULTISTYLE_FILE,
@@ -57,7 +65,8 @@ def _check_script(eager: nn.Module, scripted: torch.jit.ScriptModule, *inputs: t
 def build_multistyle(source: Path, out: Path) -> StylePackage:
     onnx_path = model_path(MULTISTYLE_FILE, source)
     net = multistyle.from_onnx(str(onnx_path))
-    scripted = torch.jit.script(net)
+    with quiet_torchscript():
+        scripted = torch.jit.script(net)
     weights = torch.zeros(1, net.num_styles)
     weights[0, 0] = 1.0
     _check_script(net, scripted, torch.rand(1, 3, 64, 64), weights)
@@ -88,7 +97,8 @@ def build_multistyle(source: Path, out: Path) -> StylePackage:
 def build_arbitrary(source: Path, out: Path) -> StylePackage:
     predict_path, transform_path = model_path(PREDICT_FILE, source), model_path(TRANSFORM_FILE, source)
     model = arbitrary.from_onnx(str(predict_path), str(transform_path))
-    scripted = torch.jit.script(model)
+    with quiet_torchscript():
+        scripted = torch.jit.script(model)
     side = arbitrary.STYLE_IMAGE_SIZE
     _check_script(model, scripted, torch.rand(1, 3, 64, 64), torch.rand(1, 3, side, side))
     manifest = Manifest(
