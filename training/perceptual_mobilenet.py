@@ -78,8 +78,9 @@ class MobileNetPerceptual(PerceptualNetwork):
     default_style_layers = ("stem", "block2", "block5", "block9", "block12")
     # (content, style, tv). Style Grams of these taps are ~1e-3..1e-1 and block5's content MSE
     # ~5-15 on photos. Measured on CPU runs (docs/offline_training.md): style x 1e4 paints
-    # brushwork over everything and loses the buildings; 3e3 keeps them. TV x 30 damps the
-    # fine stripes a slim generator otherwise leaves.
+    # brushwork over everything and loses the buildings; 3e3 keeps their outlines. TV went
+    # from 10 to 30 with it against fine stripes in a slim generator's output (still faintly
+    # visible after 800 steps).
     default_loss_weights = (1.0, 3e3, 30.0)
     blur: torch.Tensor
 
