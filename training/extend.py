@@ -37,7 +37,7 @@ from torch.func import functional_call
 from torch.utils.data import DataLoader
 
 from sdk.errors import BadOptionError, StylePackageError, TrainingError
-from sdk.package import Manifest, StylePackage, SubStyle, read_package, write_package
+from sdk.package import Manifest, StylePackage, SubStyle, quiet_torchscript, read_package, write_package
 from sdk.registry import default_registry, looks_like_path, user_styles_dir
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
@@ -220,9 +220,11 @@ def to_torchscript(net: MultiStyleNet) -> torch.jit.ScriptModule:
     """Script ``net``, reload it and check it reproduces the eager network on a fresh input."""
     model = copy.deepcopy(net).float().cpu().eval()
     buf = io.BytesIO()
-    torch.jit.save(torch.jit.script(model), buf)
-    buf.seek(0)
-    reloaded: torch.jit.ScriptModule = torch.jit.load(buf, map_location="cpu")  # type: ignore[no-untyped-call]
+    # TorchScript is the package format every consumer loads; torch's deprecation warning is noise here.
+    with quiet_torchscript():
+        torch.jit.save(torch.jit.script(model), buf)
+        buf.seek(0)
+        reloaded: torch.jit.ScriptModule = torch.jit.load(buf, map_location="cpu")  # type: ignore[no-untyped-call]
     g = torch.Generator().manual_seed(7)
     x = torch.rand(2, 3, 48, 68, generator=g)
     weights = torch.softmax(torch.randn(2, model.num_styles, generator=g), dim=1)
@@ -269,8 +271,9 @@ def export_extended(
             training={**training, "thumbnail": thumb},
         )
 
-    package = write_package(module, config.run_dir, manifest(), extra)
-    installed = write_package(module, user_styles_dir(), manifest(), extra) if config.install else None
+    with quiet_torchscript():
+        package = write_package(module, config.run_dir, manifest(), extra)
+        installed = write_package(module, user_styles_dir(), manifest(), extra) if config.install else None
     if installed is not None:
         log.info("installed style %r into %s", name, installed.root)
     return package, installed
