@@ -35,5 +35,14 @@ def style_images(data_dir: Path) -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own empty user style folder, so a developer's styles never leak in."""
+    """Each test gets its own empty user style folder, so a developer's styles never leak in.
+
+    The process-wide registry and the engines built on it remember the styles they found, so
+    they start afresh too: a style one test trains must not show up in the next one's listing.
+    """
+    import sdk.api
+    import sdk.registry
+
     monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path_factory.mktemp("stylekit_home")))
+    monkeypatch.setattr(sdk.registry, "_default", None)
+    monkeypatch.setattr(sdk.api, "_engines", {})

@@ -22,8 +22,6 @@ from sdk.errors import BadOptionError, DeviceError, InvalidImageError, UnknownSt
 from sdk.package import InputContract, Manifest, StylePackage, SubStyle, read_package, write_package
 from sdk.registry import StyleRegistry, StyleSpec
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
-
 
 class TinyFeedforward(nn.Module):
     """Conv, stride-2 down, nearest up, conv: the shape of a real generator, receptive field < 16 px."""

@@ -24,8 +24,6 @@ from sdk.package import Manifest, StylePackage, write_package
 from sdk.serving.archive import build_archive
 from sdk.serving.server import _pick_models, read_properties
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
-
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 
