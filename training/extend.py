@@ -41,10 +41,9 @@ from sdk.package import Manifest, StylePackage, SubStyle, quiet_torchscript, rea
 from sdk.registry import default_registry, looks_like_path, user_styles_dir
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
-from training.loss_networks import build_loss_network, network_class
 from training.losses import PerceptualLoss, gram_matrix
 from training.pretrained.multistyle import ConvCIN, MultiStyleNet
-from training.trainer import resolve_amp, resolve_device, style_thumbnail
+from training.trainer import build_perceptual_loss, resolve_amp, resolve_device, style_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -175,30 +174,6 @@ def _style_names(pkg: StylePackage) -> dict[int, str]:
     return {s.index: s.name for s in pkg.manifest.styles}
 
 
-def _build_loss(config: TrainConfig, device: torch.device) -> PerceptualLoss:
-    cls = network_class(config.loss_network)
-    content_layers = config.content_layers or cls.default_content_layers
-    style_layers = config.style_layers or cls.default_style_layers
-    network = build_loss_network(
-        config.loss_network,
-        weights=config.vgg_weights,
-        layers=list(dict.fromkeys((*content_layers, *style_layers))),
-        device=device,
-        download=config.download,
-    )
-    dc, ds, dtv = cls.default_loss_weights
-    return PerceptualLoss(
-        network,
-        load_image(config.style_image, config.style_size or config.image_size).to(device),
-        content_layers=content_layers,
-        style_layers=style_layers,
-        content_weight=dc if config.content_weight is None else config.content_weight,
-        style_weight=ds if config.style_weight is None else config.style_weight,
-        tv_weight=dtv if config.tv_weight is None else config.tv_weight,
-        style_layer_weights=dict(zip(style_layers, config.style_layer_weights or (), strict=False)),
-    )
-
-
 def _batches(config: TrainConfig, files: list[Path]) -> Any:
     """Endless (photos, skipped files) batches, reshuffled every epoch, the trainer's data pipeline."""
     sampler = ResumableSampler(len(files), seed=config.seed, batch_size=config.batch_size)
@@ -300,7 +275,8 @@ def run_extend(config: TrainConfig, base: str, *, init: str = "closest") -> Exte
     files = find_images(config.data)
     base_pkg = find_multistyle_package(base)
     net = load_multistyle(base_pkg).to(device)
-    loss = _build_loss(config, device)
+    style = load_image(config.style_image, config.style_size or config.image_size).to(device)
+    loss = build_perceptual_loss(config, style, device)
     batches = _batches(config, files)
 
     names = _style_names(base_pkg)

@@ -175,6 +175,39 @@ def style_thumbnail(path: Path) -> bytes:
     return imaging.encode(imaging.finish(decoded.rgb, decoded), "JPEG", quality=90)
 
 
+def build_perceptual_loss(
+    cfg: TrainConfig,
+    style_image: torch.Tensor,
+    device: torch.device,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> PerceptualLoss:
+    """The configured loss network (cut after the deepest layer in use) and the weighted loss on it.
+
+    Options left unset take the loss network's own defaults (layers and content/style/TV weights).
+    """
+    cls = network_class(cfg.loss_network)
+    content_layers = cfg.content_layers or cls.default_content_layers
+    style_layers = cfg.style_layers or cls.default_style_layers
+    network = build_loss_network(
+        cfg.loss_network,
+        weights=cfg.vgg_weights,
+        layers=list(dict.fromkeys((*content_layers, *style_layers))),
+        device=device,
+        download=cfg.download,
+    ).to(memory_format=memory_format)
+    dc, ds, dtv = cls.default_loss_weights
+    return PerceptualLoss(
+        network,
+        style_image,
+        content_layers=content_layers,
+        style_layers=style_layers,
+        content_weight=dc if cfg.content_weight is None else cfg.content_weight,
+        style_weight=ds if cfg.style_weight is None else cfg.style_weight,
+        tv_weight=dtv if cfg.tv_weight is None else cfg.tv_weight,
+        style_layer_weights=dict(zip(style_layers, cfg.style_layer_weights or (), strict=False)),
+    )
+
+
 class Trainer:
     """Trains one style. Build it with a :class:`TrainConfig`, then call :meth:`fit`."""
 
@@ -263,27 +296,10 @@ class Trainer:
 
     def _build_loss(self) -> tuple[PerceptualNetwork, PerceptualLoss]:
         cfg = self.config
-        cls = network_class(cfg.loss_network)
-        content_layers = cfg.content_layers or cls.default_content_layers
-        style_layers = cfg.style_layers or cls.default_style_layers
-        network = build_loss_network(
-            cfg.loss_network,
-            weights=cfg.vgg_weights,
-            layers=list(dict.fromkeys((*content_layers, *style_layers))),
-            device=self.device,
-            download=cfg.download,
-        ).to(memory_format=self.memory_format)
-        dc, ds, dtv = cls.default_loss_weights
-        loss = PerceptualLoss(
-            network,
-            self._style_tensor(long_side=cfg.style_size or cfg.image_size),
-            content_layers=content_layers,
-            style_layers=style_layers,
-            content_weight=dc if cfg.content_weight is None else cfg.content_weight,
-            style_weight=ds if cfg.style_weight is None else cfg.style_weight,
-            tv_weight=dtv if cfg.tv_weight is None else cfg.tv_weight,
-            style_layer_weights=dict(zip(style_layers, cfg.style_layer_weights or (), strict=False)),
-        )
+        style = self._style_tensor(long_side=cfg.style_size or cfg.image_size)
+        loss = build_perceptual_loss(cfg, style, self.device, self.memory_format)
+        network = loss.network
+        content_layers, style_layers = loss.content_layers, loss.style_layers
         if self.dist.is_main:
             log.info(
                 "loss network %s (%s); content %s x %g, style %s x %g, tv x %g",
@@ -565,4 +581,12 @@ class Trainer:
         self._writer.add_images("samples/photo_then_result", grid, self.step)
 
 
-__all__ = ["DistInfo", "TrainResult", "Trainer", "atomic_torch_save", "load_checkpoint", "resolve_device"]
+__all__ = [
+    "DistInfo",
+    "TrainResult",
+    "Trainer",
+    "atomic_torch_save",
+    "build_perceptual_loss",
+    "load_checkpoint",
+    "resolve_device",
+]
