@@ -240,7 +240,7 @@ def _load_vgg_state(
 def network_class(name: str) -> type[PerceptualNetwork]:
     """The class behind a loss-network name, for its defaults (layers, loss weights)."""
     if name == "mobilenet":
-        # Lazy: the MobileNet trunk lives in its own module and pulls in the ONNX originals.
+        # Lazy: only this loss network needs the trunk module and the shipped arbitrary package.
         from training.perceptual_mobilenet import MobileNetPerceptual
 
         mobilenet: type[PerceptualNetwork] = MobileNetPerceptual
