@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from torchserve_support import Served
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STYLEKIT_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -46,3 +51,12 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path_factory.mktemp("stylekit_home")))
     monkeypatch.setattr(sdk.registry, "_default", None)
     monkeypatch.setattr(sdk.api, "_engines", {})
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A real TorchServe serving the built-in archives, for the tests of one module."""
+    from torchserve_support import running_torchserve
+
+    with running_torchserve(tmp_path_factory.mktemp("serving")) as state:
+        yield state

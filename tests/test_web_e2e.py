@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchserve_support import Served
 
 from sdk import imaging
 from sdk.package import Manifest, write_package
@@ -359,13 +360,8 @@ def test_phone_width_layout(local_server: WebServer, browser: WebDriver, content
 
 
 # -- the same flow with TorchServe doing the painting -----------------------------------------
-# The server is the serving tests' own fixture (built-in archives, loopback ports, its own run
-# dir and tokens), not a second launcher.
-import test_serving  # noqa: E402
-from test_serving import Served  # noqa: E402
-
-served = test_serving.served
-
+# The server is the serving tests' own fixture (conftest.py: built-in archives, loopback ports,
+# its own run dir and tokens), not a second launcher.
 
 @pytest.fixture(scope="module")
 def torchserve_web(served: Served) -> Iterator[WebServer]:
