@@ -8,5 +8,5 @@ photo=${1:-../shared/data/content/chicago.jpg}
 style=${2:-starry-night}
 mkdir -p out
 out="out/$(basename "${photo%.*}")-${style}.png"
-.venv/bin/stylekit stylize "$photo" -s "$style" -o "$out"
+.venv/bin/stylekit stylize "$photo" -s "$style" -o "$out" >/dev/null
 echo "stylekit: wrote $(pwd)/$out"
