@@ -7,6 +7,7 @@ Each run saves screenshots of the page with a result under ``artifacts/`` (git-i
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -189,6 +190,12 @@ def _stylize_and_download(driver: WebDriver, url: str, photo: Path, download_dir
                           screenshot: str | None = None) -> None:
     _open(driver, url)
     _upload(driver, "photo-input", photo)
+    _stylize_loaded_photo(driver, photo, download_dir, screenshot)
+
+
+def _stylize_loaded_photo(driver: WebDriver, photo: Path, download_dir: Path,
+                          screenshot: str | None = None) -> None:
+    """With ``photo`` given to the page: its preview shows; first style, PNG, 512 px; download."""
     _wait(driver).until(ec.visibility_of_element_located((By.ID, "original")))
     style = _first_style(driver)
     _click(driver, f'label[for="style-{style}"]')
@@ -240,6 +247,58 @@ def test_not_an_image_shows_an_error(local_server: WebServer, browser: WebDriver
     _wait(browser, 30).until(ec.visibility_of(error))
     assert "image" in error.text.lower()
     assert not browser.find_element(By.ID, "download").is_displayed()
+
+
+# Selenium cannot drag a file from the desktop, so the page gets the file's bytes and the same
+# DragEvent sequence a browser fires when a person drops one: dragenter, dragover, drop.
+_DROP_SCRIPT = """
+const [zoneId, name, type, base64] = arguments;
+const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+const data = new DataTransfer();
+data.items.add(new File([bytes], name, { type }));
+const target = document.querySelector(`#${zoneId} .dropzone-label`);  // where a person lets go
+const fire = (type) => target.dispatchEvent(
+  new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: data }));
+const entered = fire("dragenter");
+const over = fire("dragover");
+const dragging = document.getElementById(zoneId).classList.contains("dragging");
+const dropped = fire("drop");
+// dispatchEvent is false when a handler called preventDefault: for dragenter/dragover that is
+// what lets the browser accept the drop, for drop what keeps it from opening the file instead.
+return { accepted: !entered && !over, dragging, handled: !dropped,
+         stillDragging: document.getElementById(zoneId).classList.contains("dragging") };
+"""
+
+
+def _drop(driver: WebDriver, zone_id: str, path: Path, mime_type: str) -> None:
+    """Drop ``path`` on the drop zone ``zone_id`` as a person dragging it from a file manager."""
+    payload = base64.b64encode(path.read_bytes()).decode("ascii")
+    outcome = driver.execute_script(_DROP_SCRIPT, zone_id, path.name, mime_type, payload)
+    assert outcome == {"accepted": True, "dragging": True, "handled": True, "stillDragging": False}
+
+
+def test_drag_and_drop_a_photo(local_server: WebServer, browser: WebDriver, tmp_path: Path,
+                               content_images: list[Path]) -> None:
+    _open(browser, local_server.url)
+    error = browser.find_element(By.ID, "error")
+
+    # A text file dropped: refused with the same message as the file picker gives.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a shopping list, not a picture")
+    _drop(browser, "photo-drop", notes, "text/plain")
+    _wait(browser, 10).until(ec.visibility_of(error))
+    assert "“notes.txt” is not an image" in error.text
+    assert not browser.find_element(By.ID, "original").is_displayed()
+
+    # A photo dropped: the error goes, the original is previewed, and it is stylized.
+    photo = next(p for p in content_images if p.stem == "chicago")
+    _drop(browser, "photo-drop", photo, "image/jpeg")
+    _wait(browser, 10).until(ec.invisibility_of_element(error))
+    assert browser.find_element(By.ID, "photo-name").text == photo.name
+    original = _wait(browser, 10).until(ec.visibility_of_element_located((By.ID, "original")))
+    size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", original)
+    assert tuple(size) == imaging.decode(photo).size  # the dropped bytes themselves, decoded
+    _stylize_loaded_photo(browser, photo, tmp_path)
 
 
 def _slug(stem: str) -> str:
