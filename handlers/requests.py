@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdk import imaging
+from sdk.api import parse_flag, parse_number
 from sdk.errors import BadOptionError, InvalidImageError
 
 HEADER_PREFIX = "x-stylekit-"
 IMAGE_FIELDS = ("image", "data", "file")
 OPTION_FIELDS = ("style", "strength", "preserve_color", "format", "max_side")
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 
 @dataclass
@@ -73,29 +72,6 @@ def _parse_style(value: Any) -> str | dict[str, float] | None:
     raise BadOptionError(f"The style must be a name or a blend object, not {type(value).__name__}.")
 
 
-def _parse_bool(name: str, value: Any) -> bool:
-    value = _as_text(value)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
-        return value.strip().lower() in TRUE_WORDS
-    raise BadOptionError(f"Option {name} must be true or false, not {value!r}.")
-
-
-def _parse_number(name: str, value: Any, kind: type[float] | type[int]) -> float | int:
-    value = _as_text(value)
-    if isinstance(value, bool):
-        raise BadOptionError(f"Option {name} must be a number, not {value!r}.")
-    try:
-        return kind(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError) as exc:
-        raise BadOptionError(
-            f"Option {name} must be a{'n integer' if kind is int else ' number'}, not {value!r}."
-        ) from exc
-
-
 def _parse_format(value: Any) -> str:
     return imaging.format_from_name(str(_as_text(value)).strip())
 
@@ -131,13 +107,13 @@ def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> StyleR
     fields.pop("style_image", None)
     req.style = _parse_style(fields.pop("style", None))
     if fields.get("strength") is not None:
-        req.strength = float(_parse_number("strength", fields.pop("strength"), float))
+        req.strength = float(parse_number("strength", _as_text(fields.pop("strength")), float))
     if fields.get("preserve_color") is not None:
-        req.preserve_color = _parse_bool("preserve_color", fields.pop("preserve_color"))
+        req.preserve_color = parse_flag("preserve_color", _as_text(fields.pop("preserve_color")))
     if fields.get("format") is not None:
         req.format = _parse_format(fields.pop("format"))
     if fields.get("max_side") not in (None, ""):
-        req.max_side = int(_parse_number("max_side", fields.pop("max_side"), int))
+        req.max_side = int(parse_number("max_side", _as_text(fields.pop("max_side")), int))
     unknown = sorted(k for k, v in fields.items() if v is not None and k not in OPTION_FIELDS)
     if unknown:
         allowed = ", ".join((*OPTION_FIELDS, "style_image"))

@@ -37,7 +37,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from sdk import api, imaging
-from sdk.api import Backend, parse_style
+from sdk.api import Backend, parse_flag, parse_number, parse_style
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -230,29 +230,6 @@ def download_name(photo_name: str | None, style: str | Mapping[str, float], pain
     else:
         label = _slug("-".join(style), "blend")
     return f"{stem}-{label}.{EXTENSIONS[fmt]}"
-
-
-def _parse_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "on", "yes"):
-        return True
-    if lowered in ("", "0", "false", "off", "no"):
-        return False
-    raise BadOptionError(f"{name} must be true or false, not {value!r}.")
-
-
-def _parse_float(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise BadOptionError(f"{name} must be a number, not {value!r}.") from None
-
-
-def _parse_int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadOptionError(f"{name} must be a whole number, not {value!r}.") from None
 
 
 def _megabytes(n: int) -> str:
@@ -528,8 +505,8 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
                 raise BadOptionError("Choose a style (or upload a painting to copy its style).")
             style_text = "arbitrary"
         style = parse_style(style_text)
-        strength = _parse_float("strength", _form_text(form, "strength") or "1")
-        preserve = _parse_bool("preserve_color", _form_text(form, "preserve_color") or "false")
+        strength = float(parse_number("strength", _form_text(form, "strength") or "1"))
+        preserve = parse_flag("preserve_color", _form_text(form, "preserve_color") or "false")
         fmt_text = (_form_text(form, "format") or "png").strip().lower()
         if fmt_text not in FORMATS:
             raise BadOptionError(f"format must be png or jpeg, not {fmt_text!r}.")
@@ -537,7 +514,7 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         max_side = state.settings.max_side
         requested = _form_text(form, "max_side")
         if requested:
-            asked = _parse_int("max_side", requested)
+            asked = int(parse_number("max_side", requested, int))
             if asked < 1:
                 raise BadOptionError(f"max_side must be at least 1, not {asked}.")
             max_side = min(asked, max_side)
