@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 TOKEN_ENV = "STYLEKIT_TOKEN"
 MANAGEMENT_TOKEN_ENV = "STYLEKIT_MANAGEMENT_TOKEN"
 URL_ENV = "STYLEKIT_SERVER"
-FORMATS = ("PNG", "JPEG", "WEBP")
 # Our handler's error codes -> the class a local call would raise for the same mistake.
 _ERRORS_BY_CODE: dict[str, type[StylekitError]] = {
     "invalid_image": InvalidImageError,
@@ -506,9 +505,9 @@ class StyleClient:
         format: str = "PNG",
     ) -> bytes:
         """Like :meth:`stylize`, but return the encoded image the server sent (``format``)."""
-        fmt = format.upper().replace("JPG", "JPEG")
-        if fmt not in FORMATS:
-            raise BadOptionError(f"format must be one of {', '.join(FORMATS)}, not {format!r}.")
+        from sdk import imaging
+
+        fmt = imaging.format_from_name(format)
         if isinstance(style, os.PathLike) or (isinstance(style, str) and style.endswith((".pt", ".json"))):
             raise BadOptionError(
                 "A server serves its own archives; name one of its styles, not a package file."
