@@ -3,9 +3,11 @@
 The local engine, the TorchServe handler and the web app all go through this module, so an
 image is read, checked and written the same way on every path. See ``docs/imaging.md``.
 
-Decoding turns any accepted input into a :class:`DecodedImage`: an HxWx3 ``uint8`` RGB array
+Decoding turns any accepted input into a :class:`DecodedImage`: an HxWx3 ``uint8`` sRGB array
 with EXIF orientation applied and the alpha channel (if any) kept aside, so that models only
-ever see RGB and the alpha can be put back on the result.
+ever see RGB and the alpha can be put back on the result. An embedded ICC profile (Adobe RGB,
+Display P3, a grey or a CMYK profile) is applied on the way in; outputs are encoded as sRGB
+and say so.
 
 Safety: the encoded size, the pixel count and the longest side are checked against
 :class:`ImageLimits` from the file header, before any pixel is decoded. Pillow's own
@@ -18,6 +20,7 @@ which would run Ghostscript) away from untrusted input.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
 
@@ -255,9 +258,10 @@ def _decode_pil(im: Image.Image, label: str, lim: ImageLimits, *, owned: bool) -
         im.load()
         source_mode = im.mode
         fmt = im.format
+        icc = im.info.get("icc_profile")
         im = _apply_orientation(im, owned=owned)
         _check_dimensions(im.size, label, lim)
-        rgb, alpha = _split_rgb_alpha(im)
+        rgb, alpha = _split_rgb_alpha(im, icc if isinstance(icc, bytes) else None)
     except StylekitError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -278,46 +282,108 @@ def _apply_orientation(im: Image.Image, *, owned: bool) -> Image.Image:
     return ImageOps.exif_transpose(im)
 
 
-def _split_rgb_alpha(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def _split_rgb_alpha(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """HxWx3 sRGB pixels and the alpha channel (or None), through ``icc`` when it is usable."""
+    if im.mode == "CMYK":
+        # Print profiles differ a lot; without one, Pillow's plain conversion is the fallback.
+        convert = _srgb_converter(icc, "CMYK") if icc else None
+        return (np.array(im.convert("RGB")) if convert is None else convert(im)), None
+    colour, alpha = _colour_and_alpha(im)
+    mode = "L" if colour.ndim == 2 else "RGB"
+    # Looked up before any pixel is touched: an sRGB profile (most photos) costs nothing.
+    convert = _srgb_converter(icc, mode) if icc else None
+    if convert is not None:
+        return convert(Image.fromarray(colour, mode)), alpha
+    return (_grey_to_rgb(colour) if mode == "L" else colour), alpha
+
+
+def _colour_and_alpha(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The colour channels as 8-bit HxW grey or HxWx3 RGB, and the alpha kept aside.
+
+    Grey stays grey here so that an embedded grey profile can still be applied to it.
+    """
     mode = im.mode
     if mode.startswith("I;16") or mode == "I":
         # 16-bit grey (PNG/TIFF): scale 0..65535 to 0..255; clipping would turn most of it white.
         grey = np.asarray(im).astype(np.float32)
-        grey8 = np.rint(np.clip(grey, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
-        return _grey_to_rgb(grey8), None
+        return np.rint(np.clip(grey, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8), None
     if mode == "F":
         # Float images are taken as 0..1 when they fit, else as 0..255.
         flt = np.nan_to_num(np.asarray(im, dtype=np.float32))
         scale = 255.0 if flt.size and float(flt.max()) <= 1.0 else 1.0
-        grey8 = np.rint(np.clip(flt * scale, 0, 255)).astype(np.uint8)
-        return _grey_to_rgb(grey8), None
+        return np.rint(np.clip(flt * scale, 0, 255)).astype(np.uint8), None
+    is_grey = Image.getmodebase(mode) == "L"
     if mode in ("RGBA", "RGBa", "LA", "La", "PA") or im.has_transparency_data:
         rgba = np.asarray(im.convert("RGBA"))
-        return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    if mode == "CMYK":
-        return np.array(_cmyk_to_rgb(im)), None
-    if mode != "RGB":
-        im = im.convert("RGB")
+        colour = rgba[..., 0] if is_grey else rgba[..., :3]
+        return np.ascontiguousarray(colour), np.ascontiguousarray(rgba[..., 3])
+    if is_grey:
+        return np.asarray(im if mode == "L" else im.convert("L")), None
     # np.array, not asarray: a writable array (torch.from_numpy warns on read-only ones).
-    return np.array(im), None
+    return np.array(im if mode == "RGB" else im.convert("RGB")), None
 
 
 def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(grey[..., None], (*grey.shape, 3)))
 
 
-def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
-    """CMYK through its embedded ICC profile when it has one (print profiles differ a lot)."""
-    icc = im.info.get("icc_profile")
-    if icc:
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
-            if out is not None:
-                return out
-        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-            log.debug("ignoring unusable CMYK ICC profile: %s", exc)
-    return im.convert("RGB")
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+# Cached per profile: phones and cameras embed the same few profiles in every photo, so a
+# server builds each conversion (and checks it against sRGB) once, not once per image.
+@functools.lru_cache(maxsize=32)
+def _srgb_converter(icc: bytes, mode: str) -> Callable[[Image.Image], np.ndarray] | None:
+    """How to bring pixels in ``mode`` described by ``icc`` to sRGB, or None when there is
+    nothing to do: an unusable profile (logged at debug level, once per profile, then
+    ignored), one that does not fit the pixels (a grey profile on colour, say), or one that
+    is sRGB already. sRGB is recognised by what the profile does, not by its name:
+    descriptions vary from maker to maker ("sRGB IEC61966-2.1", "sRGB built-in", none)."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if mode == "L":
+            # Grey has only 256 values: convert them all exactly, once, into a lookup table.
+            # (Little CMS's optimised 8-bit grey transform samples the curve at 33 points,
+            # up to 10 levels off near black for a linear grey profile.)
+            exact = ImageCms.buildTransform(
+                source, _srgb_profile(), "L", "RGB", flags=ImageCms.Flags.NOOPTIMIZE
+            )
+            table = np.asarray(exact.apply(Image.fromarray(np.arange(256, dtype=np.uint8)[None])))[0]
+        else:
+            transform = ImageCms.buildTransform(source, _srgb_profile(), mode, "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        log.debug("ignoring an unusable ICC profile for %s pixels (%d bytes): %s", mode, len(icc), exc)
+        return None
+    name = source.profile.profile_description
+    if mode == "L":
+        if _within_a_level(table, np.repeat(np.arange(256)[:, None], 3, axis=1)):
+            return None
+        log.debug("converting grey pixels to sRGB from ICC profile %r", name)
+        return functools.partial(_look_up, table)
+    if mode == "RGB":
+        levels = np.arange(0, 256, 17, dtype=np.uint8)
+        grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+        probe = np.concatenate([grid, np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)])
+        if _within_a_level(np.asarray(transform.apply(Image.fromarray(probe[None])))[0], probe):
+            return None
+    log.debug("converting %s pixels to sRGB from ICC profile %r", mode, name)
+    return functools.partial(_apply_transform, transform)
+
+
+def _within_a_level(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two sets of pixel values differ by rounding at most: the profile is sRGB."""
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()) <= 1
+
+
+def _look_up(table: np.ndarray, grey: Image.Image) -> np.ndarray:
+    rgb: np.ndarray = table[np.asarray(grey)]
+    return rgb
+
+
+def _apply_transform(transform: ImageCms.ImageCmsTransform, colour: Image.Image) -> np.ndarray:
+    return np.array(transform.apply(colour))
 
 
 def _decode_array(arr: np.ndarray, lim: ImageLimits) -> DecodedImage:
@@ -693,10 +759,13 @@ def finish(rgb: np.ndarray, decoded: DecodedImage, size: tuple[int, int] | None 
 
 
 def encode(img: Image.Image, format: str = "PNG", quality: int = 92) -> bytes:
-    """Encode as PNG, JPEG or WEBP; no EXIF or other metadata is written.
+    """Encode as PNG, JPEG or WEBP, marked as sRGB; no EXIF or other metadata is written.
 
-    JPEG has no alpha channel: transparent areas are composited on white
-    (:data:`JPEG_BACKGROUND`). PNG and WebP keep the alpha.
+    The pixels are taken to be sRGB (what :func:`decode` and :func:`finish` give) and the file
+    says so: PNG with its 13-byte ``sRGB`` chunk, JPEG and WebP with a compact sRGB ICC profile
+    (about 600 bytes; not on greyscale JPEGs, which an RGB profile does not fit). JPEG has no
+    alpha channel: transparent areas are composited on white (:data:`JPEG_BACKGROUND`). PNG and
+    WebP keep the alpha.
     """
     fmt = _normalise_format(format)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -707,13 +776,30 @@ def encode(img: Image.Image, format: str = "PNG", quality: int = 92) -> bytes:
         img = img.convert("RGBA" if img.has_transparency_data else "RGB")
     buf = io.BytesIO()
     if fmt == "PNG":
+        srgb = PngImagePlugin.PngInfo()
+        srgb.add(b"sRGB", b"\x00")  # rendering intent: perceptual
         # Level 3 is about twice as fast as Pillow's default 6 for a few percent more bytes.
-        img.save(buf, "PNG", compress_level=3, icc_profile=None)
+        # icc_profile=None: a profile the image carries must not contradict the sRGB chunk.
+        img.save(buf, "PNG", compress_level=3, icc_profile=None, pnginfo=srgb)
     elif fmt == "JPEG":
-        img.save(buf, "JPEG", quality=quality, optimize=False)
+        icc = _srgb_icc() if img.mode == "RGB" else None
+        img.save(buf, "JPEG", quality=quality, optimize=False, icc_profile=icc)
     else:
-        img.save(buf, "WEBP", quality=quality)
+        img.save(buf, "WEBP", quality=quality, icc_profile=_srgb_icc())
     return buf.getvalue()
+
+
+@functools.cache
+def _srgb_icc() -> bytes:
+    """The sRGB ICC profile that :func:`encode` embeds: Little CMS's built-in sRGB (v4, 588 bytes).
+
+    Little CMS stamps the time of creation into the header; a fixed date (and no profile ID,
+    which would depend on it) keeps every encode of an image byte-identical.
+    """
+    data = bytearray(_srgb_profile().tobytes())
+    data[24:36] = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+    data[84:100] = bytes(16)
+    return bytes(data)
 
 
 def _flatten_for_jpeg(img: Image.Image) -> Image.Image:
