@@ -7,7 +7,9 @@ keeps it; later claims are reported and skipped, never fatal):
 
 1. built-in packages shipped in ``sdk/styles/`` (one spec per multistyle sub-style);
 2. the user's style folder ``$STYLEKIT_HOME/styles/`` (default ``~/.stylekit/styles``),
-   where training installs new styles;
+   where training installs new styles. It is kept in step with the folder: listing, and
+   looking up a name that is unknown or came from the folder, pick up packages added,
+   removed or rewritten since (one ``stat`` of the folder when nothing changed);
 3. plugins: entry points in the group ``stylekit.styles``. Each resolves to a callable that
    returns a :class:`StyleSpec`, a :class:`~sdk.package.StylePackage`, a package path, or an
    iterable of those. A plugin that fails is reported by name; the others still load.
@@ -28,6 +30,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -196,6 +199,20 @@ def spec_from_path(path: str | os.PathLike[str]) -> StyleSpec:
     )
 
 
+# A folder's mtime is trusted to show every change only once it is older than this: some
+# filesystems store whole seconds (FAT: steps of two), so two changes can share one value.
+_MTIME_TRUST_NS = 3_000_000_000
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, None if it is gone: how a rewritten manifest is noticed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def user_styles_dir() -> Path:
     """``$STYLEKIT_HOME/styles`` (default ``~/.stylekit/styles``), read at call time."""
     home = os.environ.get("STYLEKIT_HOME")
@@ -240,8 +257,13 @@ class StyleRegistry:
         self._pending: list[Callable[[], None]] = (
             [self._discover_builtins, self._discover_user_folder, self._discover_plugins] if discover else []
         )
-        self._seen_manifests: set[Path] = set()
         self._user_scanned = False
+        # The user folder as last scanned: each package's manifest -> its (mtime, size), model
+        # file and the names it added; manifests that failed to read -> their (mtime, size);
+        # the folder and its mtime, None when the next look must rescan anyway.
+        self._user_packages: dict[Path, tuple[tuple[int, int], Path, list[str]]] = {}
+        self._user_skipped: dict[Path, tuple[int, int]] = {}
+        self._user_mark: tuple[Path, int] | None = None
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -269,35 +291,83 @@ class StyleRegistry:
         log.warning("%s", error.message)
         self._errors.append(error)
 
-    def _add_discovered(self, specs: Iterable[StyleSpec]) -> None:
+    def _add_discovered(self, specs: Iterable[StyleSpec]) -> list[str]:
+        """Add specs, reporting clashes; the names actually added."""
+        added: list[str] = []
         for spec in specs:
             try:
                 self._add(spec, strict=False)
             except DuplicateStyleError as exc:
                 self._report(exc)
+            else:
+                added.append(spec.name)
+        return added
 
-    def _discover_packages_in(self, folder: Path, builtin: bool, only_new: bool = False) -> None:
-        if not folder.is_dir():
-            return
-        for manifest in sorted(folder.glob("*.json")):
-            if only_new and manifest in self._seen_manifests:
-                continue
-            try:
-                pkg = _checked_package(manifest)
-                specs = specs_from_package(pkg, "builtin" if builtin else f"user:{manifest}")
-            except StylekitError as exc:
-                # Not marked as seen: a package still being written is picked up on a later rescan.
-                self._report(StylePackageError(f"Skipped style package {manifest}: {exc.message}"))
-                continue
-            self._seen_manifests.add(manifest)
-            self._add_discovered(specs)
+    def _add_package(self, manifest: Path, origin: str) -> tuple[Path, list[str]] | None:
+        """Add the styles of one package: its model file and the names added, or None
+        (reported) when it cannot be read."""
+        try:
+            pkg = _checked_package(manifest)
+            specs = specs_from_package(pkg, origin)
+        except StylekitError as exc:
+            self._report(StylePackageError(f"Skipped style package {manifest}: {exc.message}"))
+            return None
+        return pkg.model_path, self._add_discovered(specs)
 
     def _discover_builtins(self) -> None:
-        self._discover_packages_in(self._builtin_dir or _builtin_dir(), builtin=True)
+        folder = self._builtin_dir or _builtin_dir()
+        if folder.is_dir():
+            for manifest in sorted(folder.glob("*.json")):
+                self._add_package(manifest, "builtin")
 
-    def _discover_user_folder(self, only_new: bool = False) -> None:
+    def _discover_user_folder(self) -> None:
         self._user_scanned = True
-        self._discover_packages_in(self._user_dir or user_styles_dir(), builtin=False, only_new=only_new)
+        self._sync_user_folder()
+
+    def _sync_user_folder(self) -> None:
+        """Bring the user folder's styles in step with the folder: add new packages, drop the
+        specs of removed ones, re-read rewritten ones.
+
+        Adding, removing or renaming a file (what an atomic write does) changes the folder's
+        mtime, so when that is unchanged and no manifest that failed to read has changed
+        since, nothing is read. Right after a change the mtime is not trusted (a filesystem
+        with coarse timestamps could show the same value after a second change), so the
+        folder is rescanned until it has been quiet for a few seconds.
+        """
+        folder = self._user_dir or user_styles_dir()
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except OSError:
+            mtime = -1  # no folder (yet)
+        unchanged = self._user_mark == (folder, mtime)
+        if unchanged and all(_signature(p) == sig for p, sig in self._user_skipped.items()):
+            return
+        present = {p: sig for p in sorted(folder.glob("*.json")) if (sig := _signature(p)) is not None}
+        for manifest, (sig, model, names) in list(self._user_packages.items()):
+            if present.get(manifest) != sig or not model.is_file():
+                del self._user_packages[manifest]
+                self._remove_names(names)
+                log.info("style package %s was removed or rewritten; dropped %s", manifest, ", ".join(names))
+        self._user_skipped = {}
+        for manifest, sig in present.items():
+            if manifest in self._user_packages:
+                continue
+            # Broken packages are retried on every rescan (a package copied in model file last
+            # is picked up once complete); _report() says each problem once.
+            added = self._add_package(manifest, f"user:{manifest}")
+            if added is None:
+                self._user_skipped[manifest] = sig
+            else:
+                self._user_packages[manifest] = (sig, *added)
+        quiet = time.time_ns() - mtime > _MTIME_TRUST_NS
+        self._user_mark = (folder, mtime) if mtime >= 0 and quiet else None
+
+    def _remove_names(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._specs.pop(name, None)
+        gone = set(names)
+        for key in [k for k, v in self._index.items() if v in gone]:
+            del self._index[key]
 
     def _discover_plugins(self) -> None:
         from importlib.metadata import entry_points
@@ -421,9 +491,11 @@ class StyleRegistry:
         key = style.strip().lower()
         with self._lock:
             self._discover_until(key)
-            if key not in self._index and self._user_scanned:
-                # Training may have installed a style since discovery ran (long-lived processes).
-                self._discover_user_folder(only_new=True)
+            known = self._index.get(key)
+            if self._user_scanned and (known is None or self._specs[known].origin.startswith("user:")):
+                # Training may have installed the style since discovery ran (long-lived
+                # processes), or its package may have been removed.
+                self._sync_user_folder()
             name = self._index.get(key)
             if name is not None:
                 return self._specs[name]
@@ -440,9 +512,12 @@ class StyleRegistry:
         return f"Unknown style {style!r}; 'stylekit styles' lists the {len(self._specs)} available styles."
 
     def list(self, pattern: str | None = None) -> list[StyleSpec]:
-        """All specs (after full discovery), optionally filtered by a glob on name or alias."""
+        """All specs (after full discovery, the user folder as it is now), optionally filtered
+        by a glob on name or alias."""
         with self._lock:
             self.discover()
+            if self._user_scanned:
+                self._sync_user_folder()
             specs = list(self._specs.values())
         if not pattern:
             return specs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -105,6 +106,76 @@ def test_user_folder_is_discovered_and_rescanned(builtin_dir: Path, built: Path,
     # Installed after discovery ran (training in a long-lived process): found on lookup.
     models.write_negative(user, "later")
     assert reg.get("later").origin.startswith("user:")
+
+
+def test_list_follows_the_user_folder(builtin_dir: Path, tmp_path: Path) -> None:
+    """A long-lived process (the web app, a notebook) lists what the folder holds now."""
+    user = tmp_path / "home" / "styles"
+    reg = registry(builtin_dir, user)  # the folder does not exist yet
+    assert len(reg.list()) == 5
+
+    models.write_negative(user, "added")  # e.g. `stylekit train` finishing in another process
+    models.write_tints(user, "my-tints", (("tint-cyan", (0.0, 1.0, 1.0)), ("tint-pink", (1.0, 0.5, 1.0))))
+    listed = {s.name: s for s in reg.list()}
+    assert listed["added"].origin == f"user:{user / 'added.json'}"
+    assert [s.name for s in reg.list("tint-[cp]*")] == ["tint-cyan", "tint-pink"]
+
+    for suffix in (".json", ".pt"):  # removed: gone from the list, and an unknown name again
+        (user / f"my-tints{suffix}").unlink()
+    assert [s.name for s in reg.list()][5:] == ["added"]
+    with pytest.raises(UnknownStyleError, match="'tint-pink'"):
+        reg.get("tint-pink")
+
+
+def test_lookup_of_a_removed_user_style_is_unknown(builtin_dir: Path, tmp_path: Path) -> None:
+    user = tmp_path / "styles"
+    models.write_negative(user, "short-lived")
+    reg = registry(builtin_dir, user)
+    assert reg.get("short-lived").kind == "feedforward"
+    (user / "short-lived.pt").unlink()  # without its model file a package is not a style
+    with pytest.raises(UnknownStyleError):
+        reg.get("short-lived")
+    assert "short-lived" not in {s.name for s in reg.list()}
+
+
+def test_rewritten_user_package_is_read_again(builtin_dir: Path, tmp_path: Path) -> None:
+    user = tmp_path / "styles"
+    models.write_negative(user, "mine")
+    reg = registry(builtin_dir, user)
+    assert reg.get("mine").kind == "feedforward"
+    models.write_mean_color(user, "mine")  # exported again under the same name, another kind
+    assert reg.get("mine").kind == "arbitrary"
+    assert [s.kind for s in reg.list() if s.name == "mine"] == ["arbitrary"]
+    assert reg.errors == ()
+
+
+def test_broken_user_package_is_retried_once_complete(builtin_dir: Path, built: Path, tmp_path: Path) -> None:
+    user = tmp_path / "styles"
+    user.mkdir()
+    # Copied in manifest first (what `cp x.json x.pt` does): the model file is missing at first.
+    manifest = (built / "negative.json").read_text(encoding="utf-8").replace('"negative', '"copied')
+    (user / "copied.json").write_text(manifest, encoding="utf-8")
+    reg = registry(builtin_dir, user)
+    assert "copied" not in {s.name for s in reg.list()}
+    assert any("copied.pt" in e.message for e in reg.errors)
+    shutil.copy(built / "negative.pt", user / "copied.pt")
+    assert reg.get("copied").origin == f"user:{user / 'copied.json'}"
+
+
+def test_an_unchanged_user_folder_is_not_read_again(builtin_dir: Path, tmp_path: Path) -> None:
+    """Listing costs one stat of the folder while its mtime is unchanged (and old enough to
+    trust): a file slipped in with the folder's mtime put back is not seen until it changes."""
+    user = tmp_path / "styles"
+    models.write_negative(user, "first")
+    old = user.stat().st_mtime_ns - 60 * 10**9
+    os.utime(user, ns=(old, old))
+    reg = registry(builtin_dir, user)
+    assert "first" in {s.name for s in reg.list()}
+    models.write_negative(user, "sneaky")
+    os.utime(user, ns=(old, old))
+    assert "sneaky" not in {s.name for s in reg.list()}
+    os.utime(user)  # any real change to the folder's entries moves its mtime
+    assert "sneaky" in {s.name for s in reg.list()}
 
 
 def test_default_user_folder_follows_stylekit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from plugin_fixture.stylekit_fixture_plugin import models
 
 from sdk.cli import main as cli_main
 from sdk.client import StyleClient
+from sdk.registry import user_styles_dir
 from sdk.web.app import THUMBNAIL_SIDE, WebSettings, create_app
+from sdk.web.sample import landscape
 
 
 def _png(img: Image.Image) -> bytes:
@@ -115,6 +118,31 @@ def test_thumbnail_of_an_unknown_style_is_404(client: TestClient) -> None:
     response = client.get("/api/styles/no-such-style/thumbnail")
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_style"
+
+
+def test_a_style_installed_while_the_app_runs(photo: bytes) -> None:
+    """A package written to the user style folder after start (what `stylekit train` does when
+    it finishes) shows in the gallery and paints; once removed it is gone and unknown."""
+    with TestClient(create_app(device="cpu")) as running:
+        assert "my-negative" not in {s["name"] for s in running.get("/api/styles").json()}
+        models.write_negative(user_styles_dir(), "my-negative")
+
+        listed = {s["name"]: s for s in running.get("/api/styles").json()}
+        assert listed["my-negative"]["kind"] == "feedforward"
+        assert listed["my-negative"]["license"] == "CC0-1.0"
+        thumbnail = running.get(listed["my-negative"]["thumbnail_url"])
+        assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+        negative_sample = 255.0 - landscape(THUMBNAIL_SIDE)
+        assert np.abs(_pixels(thumbnail.content) - negative_sample).mean() < 4  # JPEG's loss
+        status, body, _ = _stylize(running, photo, style="my-negative")
+        assert status == 200
+        assert np.abs(_pixels(body) - (255.0 - _pixels(photo))).max() <= 1
+
+        for suffix in (".json", ".pt"):
+            (user_styles_dir() / f"my-negative{suffix}").unlink()
+        assert "my-negative" not in {s["name"] for s in running.get("/api/styles").json()}
+        status, body, _ = _stylize(running, photo, style="my-negative")
+        assert status == 404 and json.loads(body)["error"] == "unknown_style"
 
 
 # -- stylize ----------------------------------------------------------------------------------
