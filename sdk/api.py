@@ -185,6 +185,7 @@ class StyleInfo:
     origin: str  # builtin, user:PATH, plugin:NAME, registered:...
     package: str | None  # the network a multistyle sub-style belongs to (blendable together)
     index: int | None  # the sub-style's row in that network
+    revision: str  # the model file's sha256, first 12 hex digits ("" when not from a package)
 
     @classmethod
     def from_spec(cls, spec: StyleSpec) -> StyleInfo:
@@ -199,6 +200,7 @@ class StyleInfo:
             origin=spec.origin,
             package=str(package) if package is not None else None,
             index=spec.index,
+            revision=str(spec.metadata.get("revision", "")),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -156,6 +156,8 @@ def _source_metadata(pkg: StylePackage, origin: str) -> dict[str, Any]:
         "package": pkg.manifest.name,
         "path": str(pkg.root / pkg.manifest.model_file),
         "version": pkg.manifest.version,
+        # Changes whenever the model file does: lets caches (web thumbnails) tell a rewrite.
+        "revision": pkg.manifest.files.get(pkg.manifest.model_file, "")[:12],
     }
 
 

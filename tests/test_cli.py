@@ -303,6 +303,7 @@ def test_styles_json_lists_the_builtins() -> None:
             "origin",
             "package",
             "index",
+            "revision",
         }
         assert s["license"] and s["origin"] == "builtin"
     assert any(s["name"] == "arbitrary" and s["kind"] == "arbitrary" for s in styles)

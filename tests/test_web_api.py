@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from plugin_fixture.stylekit_fixture_plugin import models
+from torch import nn
 
 from sdk.cli import main as cli_main
 from sdk.client import StyleClient
+from sdk.package import InputContract, Manifest, write_package
 from sdk.registry import user_styles_dir
 from sdk.web.app import THUMBNAIL_SIDE, WebSettings, create_app
 from sdk.web.sample import landscape
@@ -73,7 +77,9 @@ def test_styles_lists_the_built_ins(styles: list[dict[str, object]]) -> None:
     assert kinds.count("multistyle") == 26
     assert kinds.count("arbitrary") == 1
     for style in styles:
-        assert style["thumbnail_url"] == f"/api/styles/{style['name']}/thumbnail"
+        # The revision pins the model file: a rewritten package gets a new thumbnail URL.
+        pattern = rf"/api/styles/{style['name']}/thumbnail\?v=[0-9a-f]{{12}}"
+        assert re.fullmatch(pattern, style["thumbnail_url"])
         assert style["license"], style["name"]
     # The 26 sub-styles are one network, so any two of them blend.
     assert len({s["blend_group"] for s in styles if s["kind"] == "multistyle"}) == 1
@@ -138,8 +144,24 @@ def test_a_style_installed_while_the_app_runs(photo: bytes) -> None:
         assert status == 200
         assert np.abs(_pixels(body) - (255.0 - _pixels(photo))).max() <= 1
 
+        # Retrained under the same name: a new revision, a new thumbnail, the new painting.
+        write_package(
+            torch.jit.script(nn.Identity()),
+            user_styles_dir(),
+            Manifest(name="my-negative", kind="feedforward", model_file="my-negative.pt",
+                     input=InputContract(multiple=1), source=dict(models.SOURCE)),
+        )  # fmt: skip
+        relisted = {s["name"]: s for s in running.get("/api/styles").json()}["my-negative"]
+        assert relisted["thumbnail_url"] != listed["my-negative"]["thumbnail_url"]
+        for url in (relisted["thumbnail_url"], listed["my-negative"]["thumbnail_url"]):
+            # Also the old URL, which a page loaded before the rewrite still holds.
+            assert np.abs(_pixels(running.get(url).content) - landscape(THUMBNAIL_SIDE)).mean() < 4
+        status, body, _ = _stylize(running, photo, style="my-negative")
+        assert status == 200 and np.abs(_pixels(body) - _pixels(photo)).max() <= 1
+
         for suffix in (".json", ".pt"):
             (user_styles_dir() / f"my-negative{suffix}").unlink()
+        assert running.get(relisted["thumbnail_url"]).status_code == 404
         assert "my-negative" not in {s["name"] for s in running.get("/api/styles").json()}
         status, body, _ = _stylize(running, photo, style="my-negative")
         assert status == 404 and json.loads(body)["error"] == "unknown_style"

@@ -130,7 +130,7 @@ class StyleOut(BaseModel):
     blend_group: str | None = Field(
         default=None, description="styles with the same group can be blended (`a=0.7,b=0.3`)"
     )
-    thumbnail_url: str
+    thumbnail_url: str = Field(description="changes when the style's model file does, so caches stay right")
 
 
 class ErrorOut(BaseModel):
@@ -312,7 +312,8 @@ class _State:
         self.backend = backend
         # The environment's pixel and side limits (STYLEKIT_MAX_PIXELS, ...), this app's byte limit.
         self.limits = replace(imaging.ImageLimits.from_env(), max_bytes=settings.max_upload_bytes)
-        self.thumbnails: dict[str, tuple[bytes, str]] = {}
+        # (name, the style's revision when it was painted) -> (image, media type).
+        self.thumbnails: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._thumbnail_locks: dict[str, anyio.Lock] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._sample: bytes | None = None
@@ -393,6 +394,7 @@ def _style_out(item: Any) -> StyleOut:
         return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
 
     name, kind = str(get("name")), _KINDS.get(str(get("kind")), "unknown")
+    revision = str(get("revision") or "")
     source = get("source")
     source = source if isinstance(source, Mapping) else {}
     return StyleOut(
@@ -403,7 +405,7 @@ def _style_out(item: Any) -> StyleOut:
         license=get("license") or source.get("license") or None,
         # Sub-styles of one network blend; a server names the network by its model (archive).
         blend_group=(get("package") or get("model")) if kind == "multistyle" else None,
-        thumbnail_url=f"/api/styles/{name}/thumbnail",
+        thumbnail_url=f"/api/styles/{name}/thumbnail" + (f"?v={revision}" if revision else ""),
     )
 
 
@@ -458,23 +460,33 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         responses={**_ERRORS, 200: {"content": {"image/jpeg": {}, "image/svg+xml": {}}}},
         response_class=Response,
     )
-    async def thumbnail(name: str) -> Response:
-        """The style painted on the sample picture by the style itself (an icon for `arbitrary`)."""
+    async def thumbnail(name: str, v: str = "") -> Response:
+        """The style painted on the sample picture by the style itself (an icon for `arbitrary`).
+
+        `v` is the revision in the listed `thumbnail_url`: a style rewritten under the same
+        name (retrained) gets a new URL, so neither this app nor a browser shows the old one.
+        """
         headers = {"Cache-Control": "public, max-age=3600"}
         async with state.thumbnail_lock(name):
-            if name not in state.thumbnails:
+            # Locally, listing is cheap and always current: a removed style is a 404 and a
+            # rewritten one is painted afresh. A style server is asked only on a miss.
+            if not (state.remote and (name, v) in state.thumbnails):
                 found = {s.name: s for s in await state.run(partial(state.styles), queue="light")}
                 if name not in found:
                     close = difflib.get_close_matches(name, found, n=3)
                     hint = f" Did you mean {', '.join(close)}?" if close else ""
                     raise UnknownStyleError(f"No style named {name!r}.{hint}")
-                if found[name].kind == "arbitrary":
-                    icon = (STATIC_DIR / "any-painting.svg").read_bytes()
-                    state.thumbnails[name] = (icon, "image/svg+xml")
-                else:
-                    jpeg = await state.run(partial(state.thumbnail, name), queue="thumbnail")
-                    state.thumbnails[name] = (jpeg, imaging.MIME["JPEG"])
-        data, media_type = state.thumbnails[name]
+                style, v = found[name], found[name].thumbnail_url.partition("?v=")[2]
+                if (name, v) not in state.thumbnails:
+                    if style.kind == "arbitrary":
+                        painted = ((STATIC_DIR / "any-painting.svg").read_bytes(), "image/svg+xml")
+                    else:
+                        jpeg = await state.run(partial(state.thumbnail, name), queue="thumbnail")
+                        painted = (jpeg, imaging.MIME["JPEG"])
+                    # One entry per name: an older revision's thumbnail is not kept.
+                    state.thumbnails = {k: t for k, t in state.thumbnails.items() if k[0] != name}
+                    state.thumbnails[name, v] = painted
+        data, media_type = state.thumbnails[name, v]
         return Response(data, media_type=media_type, headers=headers)
 
     @app.post(
