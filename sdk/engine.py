@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from sdk import imaging
+from sdk.allocator import keep_freed_memory
 from sdk.errors import BadOptionError, DeviceError, StylePackageError
 from sdk.imaging import DecodedImage, ImageInput, ImageLimits
 from sdk.package import Kind, StylePackage
@@ -256,6 +257,10 @@ class Engine:
         self.guide_pixels: int | None = 1024 * 1024
         self._models: dict[tuple[str, int, int, str, str], StyleModel] = {}
         self._lock = threading.Lock()
+        if self.device.type == "cpu":
+            # Activations are allocated afresh on every pass: reusing freed memory instead of
+            # page-faulting it in again makes CPU inference up to ~1.9x faster (sdk.allocator).
+            keep_freed_memory()
         log.info("stylekit engine on %s (half=%s)", self.device, half)
 
     def __repr__(self) -> str:

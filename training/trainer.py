@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from sdk import imaging
 from sdk._fs import atomic_write
+from sdk.allocator import keep_freed_memory
 from sdk.errors import BadOptionError, DeviceError, TrainingError
 from sdk.package import StylePackage
 from training.config import TrainConfig
@@ -224,6 +225,10 @@ class Trainer:
             self._owns_process_group = True
         self.amp_dtype = resolve_amp(config.amp, self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        if self.device.type == "cpu":
+            # Each step allocates its activations afresh: reusing freed memory instead of
+            # page-faulting it in again is ~15% more images/s on this CPU (sdk.allocator).
+            keep_freed_memory()
 
         torch.manual_seed(config.seed)
         random.seed(config.seed)

@@ -1,0 +1,77 @@
+"""Keep freed memory for reuse instead of handing it back to the system (glibc only).
+
+Why: one forward pass of a style network at 1024x1024 allocates about 1 GB of fresh
+activations. glibc serves every block over 32 MiB with its own ``mmap`` and unmaps it on
+``free``, so each pass page-faults its whole working set in again: about 250,000 minor faults
+per pass, close to half of the CPU time (``docs/sdk.md``, "Memory reuse"). onnxruntime
+avoids this with its own arena. Here, three ``mallopt`` settings make glibc behave like one:
+no ``mmap`` for large blocks (they come from the heap), freed memory kept in the heap (no
+trimming), and one arena for all threads (so a worker thread's large blocks are kept too).
+
+The cost is that the process keeps its high-water mark of memory once it has reached it.
+
+:func:`keep_freed_memory` is called by :class:`sdk.engine.Engine` for CPU engines, so the CLI,
+the TorchServe handler, the web app and ``sdk.stylize`` all get it. ``STYLEKIT_MALLOC=system``
+leaves the allocator alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+
+log = logging.getLogger(__name__)
+
+# glibc's <malloc.h> parameter numbers.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
+_NEVER_TRIM = 2**31 - 1  # mallopt takes an int; the largest threshold it allows
+
+ENV = "STYLEKIT_MALLOC"
+
+_lock = threading.Lock()
+_applied: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Apply the settings once per process; whether they are in effect.
+
+    ``False`` where the C library is not glibc, where ``mallopt`` refuses a setting, or with
+    ``STYLEKIT_MALLOC=system``. Safe to call from any thread, any number of times.
+    """
+    global _applied
+    with _lock:
+        if _applied is None:
+            _applied = _apply()
+        return _applied
+
+
+def _apply() -> bool:
+    if os.environ.get(ENV, "").strip().lower() == "system":
+        log.debug("%s=system: leaving the memory allocator alone", ENV)
+        return False
+    try:
+        libc_version = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):  # no such name off Linux
+        libc_version = ""
+    if not libc_version.startswith("glibc"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_ARENA_MAX, 1))
+    ok = all(mallopt(param, value) == 1 for param, value in settings)
+    if ok:
+        log.debug("%s: freed memory is kept for reuse (large blocks from the heap, no trim)", libc_version)
+    else:
+        log.warning("mallopt refused a setting; freed memory goes back to the system as usual")
+    return ok
+
+
+__all__ = ["ENV", "keep_freed_memory"]
