@@ -13,6 +13,10 @@ One run, one machine, the same threads for both. For each size (square photos, d
   ``sdk.imaging`` (decode, float, model, uint8, encode), so the difference is the model runner;
 - ``max |diff|``: the two outputs compared, to show both did the same work.
 
+The engine keeps freed memory for reuse (``sdk.allocator``) for the whole process, so
+onnxruntime runs under the same allocator settings; ``STYLEKIT_MALLOC=system`` in the
+environment measures both without them.
+
 Usage: ``.venv/bin/python benchmarks/stylize_latency.py [--sizes 256 512 1024] [--threads N]
 [--style NAME] [--repeats N]``. CPU only: the onnxruntime wheel here has no GPU provider.
 """
