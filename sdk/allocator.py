@@ -8,7 +8,9 @@ avoids this with its own arena. Here, three ``mallopt`` settings make glibc beha
 no ``mmap`` for large blocks (they come from the heap), freed memory kept in the heap (no
 trimming), and one arena for all threads (so a worker thread's large blocks are kept too).
 
-The cost is that the process keeps its high-water mark of memory once it has reached it.
+The cost: the process keeps the memory it has used, a little more than its high-water mark
+(blocks freed by one pass do not always fit the next pass exactly). Mixed image sizes level
+off at about 1.4x the peak seen with the system's settings (``docs/sdk.md``).
 
 :func:`keep_freed_memory` is called by :class:`sdk.engine.Engine` for CPU engines, so the CLI,
 the TorchServe handler, the web app and ``sdk.stylize`` all get it. ``STYLEKIT_MALLOC=system``
