@@ -265,6 +265,10 @@ class StyleRegistry:
         # the folder and its mtime, None when the next look must rescan anyway.
         self._user_packages: dict[Path, tuple[tuple[int, int], Path, list[str]]] = {}
         self._user_skipped: dict[Path, tuple[int, int]] = {}
+        # Problems of the user folder's packages as last read, per manifest: replaced on each
+        # read, dropped with the file, so `errors` never reports a package fixed or removed.
+        self._user_errors: dict[Path, list[StylekitError]] = {}
+        self._collecting: list[StylekitError] | None = None
         self._user_mark: tuple[Path, int] | None = None
 
     # -- discovery -------------------------------------------------------------------------
@@ -285,9 +289,12 @@ class StyleRegistry:
     def errors(self) -> tuple[StylekitError, ...]:
         """Problems met during discovery (broken plugins, duplicate names, bad packages)."""
         with self._lock:
-            return tuple(self._errors)
+            return (*self._errors, *(e for errors in self._user_errors.values() for e in errors))
 
     def _report(self, error: StylekitError) -> None:
+        if self._collecting is not None:
+            self._collecting.append(error)
+            return
         if any(e.message == error.message for e in self._errors):
             return  # a rescan meeting the same broken file again
         log.warning("%s", error.message)
@@ -348,6 +355,7 @@ class StyleRegistry:
         for manifest, (sig, model, names) in list(self._user_packages.items()):
             if present.get(manifest) != sig or not model.is_file():
                 del self._user_packages[manifest]
+                self._user_errors.pop(manifest, None)
                 self._remove_names(names)
                 log.info("style package %s was removed or rewritten; dropped %s", manifest, ", ".join(names))
         self._user_skipped = {}
@@ -355,14 +363,32 @@ class StyleRegistry:
             if manifest in self._user_packages:
                 continue
             # Broken packages are retried on every rescan (a package copied in model file last
-            # is picked up once complete); _report() says each problem once.
-            added = self._add_package(manifest, f"user:{manifest}")
+            # is picked up once complete).
+            added = self._add_user_package(manifest)
             if added is None:
                 self._user_skipped[manifest] = sig
             else:
                 self._user_packages[manifest] = (sig, *added)
+        for gone in self._user_errors.keys() - present.keys():
+            del self._user_errors[gone]
         quiet = time.time_ns() - mtime > _MTIME_TRUST_NS
         self._user_mark = (folder, mtime) if mtime >= 0 and quiet else None
+
+    def _add_user_package(self, manifest: Path) -> tuple[Path, list[str]] | None:
+        """:meth:`_add_package` for the user folder: the problems found replace the manifest's
+        earlier ones, and each is logged once however often the package is retried."""
+        logged = {e.message for e in self._user_errors.pop(manifest, [])}
+        self._collecting = []
+        try:
+            added = self._add_package(manifest, f"user:{manifest}")
+        finally:
+            errors, self._collecting = self._collecting, None
+        for error in errors:
+            if error.message not in logged:
+                log.warning("%s", error.message)
+        if errors:
+            self._user_errors[manifest] = errors
+        return added
 
     def _remove_names(self, names: Iterable[str]) -> None:
         for name in names:

@@ -160,6 +160,22 @@ def test_broken_user_package_is_retried_once_complete(builtin_dir: Path, built: 
     assert any("copied.pt" in e.message for e in reg.errors)
     shutil.copy(built / "negative.pt", user / "copied.pt")
     assert reg.get("copied").origin == f"user:{user / 'copied.json'}"
+    assert reg.errors == ()  # fixed: its old problem is no longer reported
+
+
+def test_a_removed_broken_user_package_is_no_longer_reported(builtin_dir: Path, tmp_path: Path) -> None:
+    user = tmp_path / "styles"
+    user.mkdir()
+    (user / "junk.json").write_text("{not json", encoding="utf-8")
+    reg = registry(builtin_dir, user)
+    reg.list()
+    (error,) = reg.errors
+    assert isinstance(error, StylePackageError) and "junk.json" in error.message
+    reg.list()
+    assert [e.message for e in reg.errors] == [error.message]  # retried, reported once
+    (user / "junk.json").unlink()
+    reg.list()
+    assert reg.errors == ()
 
 
 def test_an_unchanged_user_folder_is_not_read_again(builtin_dir: Path, tmp_path: Path) -> None:
