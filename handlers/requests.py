@@ -11,29 +11,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sdk import imaging
-from sdk.api import parse_flag, parse_number
 from sdk.errors import BadOptionError, InvalidImageError
+from sdk.wire import OPTION_FIELDS, StyleOptions, parse_options
 
 HEADER_PREFIX = "x-stylekit-"
 IMAGE_FIELDS = ("image", "data", "file")
-OPTION_FIELDS = ("style", "strength", "preserve_color", "format", "max_side")
+# A header can carry only a short value; longer ones are refused before any parsing.
+MAX_HEADER_VALUE = 4096
 
 
-@dataclass
+@dataclass(frozen=True)
 class StyleRequest:
     image: bytes
-    style: str | dict[str, float] | None = None
+    options: StyleOptions
     style_image: bytes | None = None
-    strength: float = 1.0
-    preserve_color: bool = False
-    format: str = "PNG"
-    max_side: int | None = None
 
 
 def _as_bytes(value: Any, what: str) -> bytes:
@@ -47,41 +42,14 @@ def _as_bytes(value: Any, what: str) -> bytes:
     raise InvalidImageError(f"The {what} must be image bytes or a base64 string, not {type(value).__name__}.")
 
 
-def _as_text(value: Any) -> Any:
-    return value.decode("utf-8", errors="replace") if isinstance(value, (bytes, bytearray)) else value
-
-
-def _parse_style(value: Any) -> str | dict[str, float] | None:
-    value = _as_text(value)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise BadOptionError(f"The style blend {text!r} is not valid JSON.") from exc
-        else:
-            return text or None
-    if isinstance(value, Mapping):
-        try:
-            return {str(k): float(v) for k, v in value.items()}
-        except (TypeError, ValueError) as exc:
-            raise BadOptionError("A style blend maps style names to numbers.") from exc
-    raise BadOptionError(f"The style must be a name or a blend object, not {type(value).__name__}.")
-
-
-def _parse_format(value: Any) -> str:
-    return imaging.format_from_name(str(_as_text(value)).strip())
-
-
 def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> StyleRequest:
     """One TorchServe request (its parameters and headers) -> image bytes and options."""
     fields: dict[str, Any] = {}
     # Headers first: body and form fields given explicitly win over them.
     for key, value in headers.items():
         if isinstance(value, str) and key.lower().startswith(HEADER_PREFIX):
+            if len(value) > MAX_HEADER_VALUE:
+                raise BadOptionError(f"The header {key} is longer than {MAX_HEADER_VALUE} characters.")
             fields[key.lower()[len(HEADER_PREFIX) :].replace("-", "_")] = value
     body = item.get("body")
     if isinstance(body, Mapping):  # a JSON object, decoded by TorchServe
@@ -96,26 +64,15 @@ def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> StyleR
         raise BadOptionError("Send the image as the request body, a multipart field 'image' or JSON.")
     fields.update({k: v for k, v in item.items() if k != "body"})
 
-    image = next((fields.pop(name) for name in IMAGE_FIELDS if fields.get(name) is not None), None)
-    for name in IMAGE_FIELDS:
-        fields.pop(name, None)
+    image = next((fields[name] for name in IMAGE_FIELDS if fields.get(name) is not None), None)
     if image is None:
         raise InvalidImageError("The request has no image (raw body, form field 'image' or JSON 'image').")
-    req = StyleRequest(image=_as_bytes(image, "image"))
-    if fields.get("style_image") is not None:
-        req.style_image = _as_bytes(fields.pop("style_image"), "style image")
-    fields.pop("style_image", None)
-    req.style = _parse_style(fields.pop("style", None))
-    if fields.get("strength") is not None:
-        req.strength = float(parse_number("strength", _as_text(fields.pop("strength")), float))
-    if fields.get("preserve_color") is not None:
-        req.preserve_color = parse_flag("preserve_color", _as_text(fields.pop("preserve_color")))
-    if fields.get("format") is not None:
-        req.format = _parse_format(fields.pop("format"))
-    if fields.get("max_side") not in (None, ""):
-        req.max_side = int(parse_number("max_side", _as_text(fields.pop("max_side")), int))
-    unknown = sorted(k for k, v in fields.items() if v is not None and k not in OPTION_FIELDS)
-    if unknown:
-        allowed = ", ".join((*OPTION_FIELDS, "style_image"))
-        raise BadOptionError(f"Unknown option(s) {', '.join(unknown)}; known: image, {allowed}.")
-    return req
+    style_image = fields.get("style_image")
+    return StyleRequest(
+        image=_as_bytes(image, "image"),
+        options=parse_options(fields, ignore=(*IMAGE_FIELDS, "style_image")),
+        style_image=None if style_image is None else _as_bytes(style_image, "style image"),
+    )
+
+
+__all__ = ["HEADER_PREFIX", "IMAGE_FIELDS", "OPTION_FIELDS", "StyleRequest", "parse_request"]

@@ -12,9 +12,11 @@ A request is one image, sent as
   the arbitrary kind in ``style_image``, options as further fields;
 - a JSON object: ``{"image": "<base64>", "style": "starry-night", "strength": 0.8, ...}``.
 
-Options: ``style`` (a sub-style name, or a blend ``{"starry-night": 0.7, "red-storm": 0.3}``; a JSON
-string in form fields and headers), ``strength`` (0..1), ``preserve_color`` (bool),
-``format`` (PNG, JPEG, WEBP), ``max_side`` (int), ``style_image`` (arbitrary kind).
+Options, read by ``sdk.wire`` as every front end reads them: ``style`` (one of this package's
+names or aliases, never a file; or a blend ``{"starry-night": 0.7, "red-storm": 0.3}``, a JSON
+string in form fields and headers), ``strength`` (a finite number, 0..1), ``preserve_color``
+(bool), ``format`` (PNG, JPEG, WEBP), ``max_side`` (whole number, 1..20000), ``style_image``
+(arbitrary kind).
 The answer is the encoded image with its content type, or for a bad item a JSON error body
 (``StylekitError.to_dict()``) with its own 4xx status while the rest of the batch succeeds.
 
@@ -46,6 +48,8 @@ from sdk.registry import StyleRegistry, specs_from_package
 log = logging.getLogger(__name__)
 
 WARMUP_SIDE = 64
+# What a client is told when something unforeseen fails: no detail of the server's insides.
+INTERNAL_ERROR = "Stylizing this image failed on the server."
 
 
 class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyped
@@ -61,7 +65,8 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         gpu_id = props.get("gpu_id")
         # TorchServe assigns each worker a GPU (round robin) when the server has any.
         device = f"cuda:{gpu_id}" if gpu_id is not None and torch.cuda.is_available() else "cpu"
-        self.registry = StyleRegistry()
+        # Names only: a style in a request is one of this package's names or aliases, never a file.
+        self.registry = StyleRegistry(paths=False)
         self.specs = specs_from_package(self.package, origin=f"torchserve:{pkg.name}")
         for spec in self.specs:
             self.registry.register(spec)
@@ -113,8 +118,8 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         )
 
     def _style_for(self, req: StyleRequest) -> str | dict[str, float]:
-        if req.style is not None:
-            return req.style
+        if req.options.style is not None:
+            return req.options.style
         if len(self.specs) == 1:
             return self.specs[0].name
         names = ", ".join(spec.name for spec in self.specs)
@@ -144,7 +149,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
                 if isinstance(body, StylekitError):
                     out[idx] = self._error(context, idx, body)
                 else:
-                    context.set_response_content_type(idx, imaging.MIME[members[0][1].format])
+                    context.set_response_content_type(idx, imaging.MIME[members[0][1].options.format])
                     out[idx] = body
         context.metrics.add_time("HandlerTime", round((time.perf_counter() - start) * 1000, 2), None, "ms")
         return [body if body is not None else "" for body in out]
@@ -157,21 +162,26 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
             return req, imaging.decode(req.image, self.engine.limits), self._style_for(req)
         except StylekitError as exc:
             return exc
+        except Exception:
+            # Unforeseen: this item alone gets a generic 500; the traceback goes to the log once.
+            log.exception("reading a request failed")
+            return StylekitError(INTERNAL_ERROR)
 
     def _run_group(
         self, members: list[tuple[int, StyleRequest, imaging.DecodedImage]]
     ) -> list[tuple[int, bytes | StylekitError]]:
         req = members[0][1]
+        opts = req.options
         try:
             images = self.engine.stylize_batch(
                 [decoded for _, _, decoded in members],
                 self._style_for(req),
                 style_image=req.style_image,
-                strength=req.strength,
-                preserve_color=req.preserve_color,
-                max_side=req.max_side,
+                strength=opts.strength,
+                preserve_color=opts.preserve_color,
+                max_side=opts.max_side,
             )
-            encoded = self._codec_pool.map(imaging.encode, images, [req.format] * len(images))
+            encoded = self._codec_pool.map(imaging.encode, images, [opts.format] * len(images))
             return [(idx, body) for (idx, _, _), body in zip(members, encoded, strict=True)]
         except StylekitError as exc:
             # Options are shared by the group, so an option error is every member's error.
@@ -181,7 +191,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
                 # Find the one image that breaks (e.g. out of memory) and answer the rest.
                 return [pair for member in members for pair in self._run_group([member])]
             log.exception("stylizing item %d failed", members[0][0])
-            return [(members[0][0], StylekitError("Stylizing this image failed on the server."))]
+            return [(members[0][0], StylekitError(INTERNAL_ERROR))]
 
     @staticmethod
     def _error(context: Any, idx: int, exc: StylekitError) -> str:
@@ -195,4 +205,5 @@ def _group_key(req: StyleRequest, style: str | dict[str, float]) -> tuple[Any, .
     """Requests with equal keys can share one ``stylize_batch`` call."""
     style_key = json.dumps(style, sort_keys=True)
     style_image = hashlib.sha256(req.style_image).hexdigest() if req.style_image is not None else None
-    return (style_key, style_image, req.strength, req.preserve_color, req.max_side, req.format)
+    opts = req.options
+    return (style_key, style_image, opts.strength, opts.preserve_color, opts.max_side, opts.format)

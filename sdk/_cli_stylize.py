@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdk import wire
 from sdk._fs import atomic_write
 from sdk.errors import (
     AuthenticationError,
@@ -60,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--strength",
-        type=float,
+        type=wire.arg_type(wire.parse_float, "--strength"),
         default=1.0,
         metavar="F",
         help="0..1: fade from the photo (0) to the style (1)",
@@ -76,7 +77,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--format", choices=sorted(FORMATS), help="output format (default: from -o, else png)"
     )
     parser.add_argument(
-        "--max-side", type=int, metavar="N", help="shrink so the longest side is at most N pixels"
+        "--max-side",
+        type=wire.arg_type(wire.parse_int, "--max-side"),
+        metavar="N",
+        help=f"shrink so the longest side is at most N pixels (1 to {wire.MAX_SIDE})",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--server", metavar="URL", help="stylize on a stylekit TorchServe server instead")
@@ -262,25 +266,12 @@ class _Reporter:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except StylekitError:
-        raise
-    except Exception as exc:
-        # Never a traceback for the user; -vv logs it.
-        log.debug("stylize failed", exc_info=True)
-        raise StylekitError(
-            f"Unexpected {type(exc).__name__}: {exc} (run 'stylekit -vv stylize ...' for details)."
-        ) from exc
-
-
-def _run(args: argparse.Namespace) -> int:
     from sdk import api, imaging
+    from sdk.registry import looks_like_path
 
-    style = api.parse_style(args.style)
-    strength = imaging.check_strength(args.strength)
-    if args.max_side is not None:
-        imaging.check_max_side(args.max_side)
+    # A package file is the CLI user's own; names and blends are read as every front end reads them.
+    style = args.style if looks_like_path(args.style) else wire.parse_style(args.style)
+    strength = args.strength
     if args.style_image is not None and not Path(args.style_image).is_file():
         raise InvalidImageError(f"Style image {args.style_image}: no such file.")
 

@@ -47,63 +47,11 @@ class Backend(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# Options
-
-
-def parse_style(text: str) -> str | dict[str, float]:
-    """``"a=0.7,b=0.3"`` -> ``{"a": 0.7, "b": 0.3}``; anything without ``=`` stays as it is.
-
-    This is the CLI's (and a form field's) way to write a blend; the weights are checked where
-    the blend is resolved (the engine, or the server).
-    """
-    if "=" not in text:
-        return text
-    blend: dict[str, float] = {}
-    for part in text.split(","):
-        name, sep, weight = part.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise BadOptionError(f"Cannot read the blend {text!r}: write it as 'name=weight,name=weight'.")
-        try:
-            blend[name] = float(weight)
-        except ValueError:
-            raise BadOptionError(f"Blend weight {weight.strip()!r} of {name!r} is not a number.") from None
-    return blend
-
-
-# ---------------------------------------------------------------------------------------------
 # stylize
 
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-
-
-_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-_FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
-
-
-def parse_flag(name: str, value: object) -> bool:
-    """An on/off option as servers receive it: a bool, 0/1, or a word (true/false, yes/no, on/off)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
-        return value.strip().lower() in _TRUE_WORDS
-    raise BadOptionError(f"Option {name} must be true or false, not {value!r}.")
-
-
-def parse_number(name: str, value: object, kind: type[float] | type[int] = float) -> float | int:
-    """A numeric option given as text or a number (never a bool); ``kind`` is float or int."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise BadOptionError(f"Option {name} must be a number, not {value!r}.")
-    try:
-        return kind(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise BadOptionError(
-            f"Option {name} must be a{'n integer' if kind is int else ' number'}, not {value!r}."
-        ) from None
 
 
 def engine(device: str = "auto") -> Engine:
@@ -237,8 +185,5 @@ __all__ = [
     "engine",
     "get_style",
     "list_styles",
-    "parse_flag",
-    "parse_number",
-    "parse_style",
     "stylize",
 ]

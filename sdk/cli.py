@@ -11,8 +11,10 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sdk.errors import StylekitError
 
@@ -33,6 +35,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # torch's extension modules costs ~0.45 s of a ~2.5 s ``stylekit stylize`` (measured, README).
 # Only commands that register no atexit work of their own belong here.
 FAST_EXIT = frozenset({"stylize", "styles"})
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in the CLI's one-line form: ``stylekit: error: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --strength: --strength must be ..." says the option's name once.
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
+        self.exit(2, f"stylekit: error: {message} (see '{self.prog} --help')\n")
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -71,14 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
     module_name, help_text = COMMANDS[name]
-    parser = argparse.ArgumentParser(prog=f"stylekit {name}", description=help_text)
+    parser = _Parser(prog=f"stylekit {name}", description=help_text)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         print(f"stylekit: error: '{name}' needs a component that is not installed ({exc}).", file=sys.stderr)
         return 2
     module.configure(parser)
-    args = parser.parse_args(rest)
+    try:
+        args = parser.parse_args(rest)
+    except SystemExit as exc:  # argparse has printed the help (0) or the usage error (2)
+        return int(exc.code or 0)
     try:
         return int(module.run(args))
     except StylekitError as exc:
@@ -87,6 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stylekit: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A bug or a failure nobody foresaw: still one line for the user; -vv logs the traceback.
+        logging.getLogger("sdk.cli").debug("%s failed", name, exc_info=True)
+        print(f"stylekit: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+              f"(run 'stylekit -vv {name} ...' for the traceback)", file=sys.stderr)  # fmt: skip
+        return 2
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (TorchScript errors run to 50 lines)."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "no message")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def entry() -> None:

@@ -460,12 +460,13 @@ class Engine:
             # A uint8 view: run_tiled converts tile by tile, so no full-size float copy is made.
             view = torch.from_numpy(_writable(rgbs[0])).permute(2, 0, 1).unsqueeze(0)
             y = imaging.run_tiled(
-                job.fn, view, tile=self.tile, overlap=self.overlap, multiple=multiple, guide=guide
+                job.fn, view, tile=self.tile, overlap=self.overlap, multiple=multiple, guide=guide,
+                min_side=imaging.MIN_MODEL_SIDE,
             )
             return [imaging.to_uint8(y)]
         tensors = [imaging.to_tensor(rgb) for rgb in rgbs]
         x = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
-        padded, pads = imaging.pad_to_multiple(x, multiple)
+        padded, pads = imaging.pad_to_multiple(x, multiple, min_side=imaging.MIN_MODEL_SIDE)
         y = imaging.unpad(job.fn(padded), pads)
         if y.shape[-2:] != x.shape[-2:] or y.shape[0] != x.shape[0]:
             raise StylePackageError(
@@ -483,7 +484,9 @@ class Engine:
             return None
         whole = DecodedImage(rgb, None, "RGB", None, (w, h))
         small = imaging.resize_max_side(whole, max(1, round(max(w, h) * scale)))
-        x, pads = imaging.pad_to_multiple(imaging.to_tensor(small.rgb), job.model.multiple)
+        x, pads = imaging.pad_to_multiple(
+            imaging.to_tensor(small.rgb), job.model.multiple, min_side=imaging.MIN_MODEL_SIDE
+        )
         return imaging.unpad(job.fn(x), pads)
 
     @staticmethod

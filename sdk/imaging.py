@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from sdk import wire
 from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ _EXTENSIONS: dict[str, str] = {
 # the guide, finer detail from the tiles. Small enough to keep the guide's own brush strokes
 # out, large enough to fix the colour shifts that per-tile normalisation causes.
 GUIDE_SIGMA = 8.0
+# Networks are run on at least this many pixels a side: a smaller image (1x1, a 4000x16 strip, a
+# photo scaled to max_side=3) is mirror-padded up to it and cropped back. The built-in networks
+# fail below 8 px (reflect padding wider than the feature map after two stride-2 convolutions);
+# 32 leaves room for generators with deeper downsampling.
+MIN_MODEL_SIDE = 32
 # JPEG has no alpha: transparent pixels are composited on this colour before encoding.
 JPEG_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 
@@ -436,10 +442,15 @@ def resize_max_side(img: DecodedImage, max_side: int | None) -> DecodedImage:
 
 
 def check_max_side(max_side: Any) -> int:
-    """Validate a ``max_side`` option: a positive integer."""
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
-        raise BadOptionError(f"max_side must be a positive integer, not {max_side!r}.")
-    return max_side
+    """Validate a ``max_side`` option from Python: an int from 1 to :data:`sdk.wire.MAX_SIDE`."""
+    _not_text("max_side", max_side)
+    return wire.parse_int("max_side", max_side)
+
+
+def _not_text(name: str, value: Any) -> None:
+    # Python callers pass numbers; text is the wire parsers' job (sdk.wire), not a second rule here.
+    if isinstance(value, (str, bytes, bytearray)):
+        raise BadOptionError(f"{name} must be a number, not the text {wire.shown(value)}.")
 
 
 def _resize(im: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -482,21 +493,30 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int, extra: int = 0
+    x: torch.Tensor, multiple: int, extra: int = 0, min_side: int = 0
 ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Reflect-pad [N, C, H, W] so H and W become multiples of ``multiple``.
+    """Reflect-pad [N, C, H, W] so H and W become multiples of ``multiple``, at least ``min_side``.
 
     ``extra`` pixels of mirrored context go on every side first; the rest of the padding goes
     on the right and bottom only, so pixel (0, 0) stays on the model's stride grid (what makes
     tiled and untiled runs line up). Returns the padded tensor and (left, right, top, bottom).
     """
-    if multiple < 1 or extra < 0:
-        raise BadOptionError(f"pad_to_multiple needs multiple >= 1 and extra >= 0, not {multiple}, {extra}.")
+    if multiple < 1 or extra < 0 or min_side < 0:
+        raise BadOptionError(
+            "pad_to_multiple needs multiple >= 1 and extra, min_side >= 0, "
+            f"not {multiple}, {extra}, {min_side}."
+        )
     h, w = x.shape[-2:]
-    bottom = extra + (-(h + 2 * extra)) % multiple
-    right = extra + (-(w + 2 * extra)) % multiple
+    bottom = extra + _grow(h + 2 * extra, multiple, min_side)
+    right = extra + _grow(w + 2 * extra, multiple, min_side)
     pads = (extra, right, extra, bottom)
     return _reflect_pad(x, pads), pads
+
+
+def _grow(length: int, multiple: int, min_side: int) -> int:
+    """How much to add to ``length`` to reach a multiple of ``multiple`` that is >= ``min_side``."""
+    target = max(length, min_side)
+    return target + (-target) % multiple - length
 
 
 def _reflect_pad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
@@ -598,6 +618,7 @@ def run_tiled(
     overlap: int,
     multiple: int,
     guide: torch.Tensor | None = None,
+    min_side: int = 0,
 ) -> torch.Tensor:
     """Run ``fn`` over overlapping tiles of ``x`` [N, 3, H, W] (CPU) and blend the results.
 
@@ -637,7 +658,7 @@ def run_tiled(
         for (x0, x1), wx in zip(xs, wxs, strict=True):
             ix0, ix1 = max(0, x0 - context), min(w, x1 + context)
             piece = _as_float(x[:, :, iy0:iy1, ix0:ix1])
-            padded, pads = pad_to_multiple(piece, multiple)
+            padded, pads = pad_to_multiple(piece, multiple, min_side=min_side)
             result = unpad(fn(padded), pads)
             if result.shape[-2:] != piece.shape[-2:] or result.shape[0] != n:
                 raise StylekitError(
@@ -728,10 +749,9 @@ def blend(content_rgb: np.ndarray, stylized_rgb: np.ndarray, strength: float) ->
 
 
 def check_strength(strength: Any) -> float:
-    """Validate a style strength: a number in [0, 1]."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-        raise BadOptionError(f"strength must be a number between 0 and 1, not {strength!r}.")
-    return float(strength)
+    """Validate a style strength from Python: a finite number in [0, 1]."""
+    _not_text("strength", strength)
+    return wire.parse_float("strength", strength)
 
 
 def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -845,6 +865,7 @@ __all__ = [
     "GUIDE_SIGMA",
     "JPEG_BACKGROUND",
     "MIME",
+    "MIN_MODEL_SIDE",
     "DecodedImage",
     "ImageInput",
     "ImageLimits",

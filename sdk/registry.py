@@ -46,6 +46,7 @@ from sdk.errors import (
     UnknownStyleError,
 )
 from sdk.package import KINDS, Kind, StylePackage, read_package
+from sdk.wire import shown
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,23 @@ def _signature(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+def unknown_style_message(style: str, index: Mapping[str, str], listed_by: str = "'stylekit styles'") -> str:
+    """One sentence for a name that ``index`` (lowercased name or alias -> name) does not know.
+
+    It depends on the name and the index alone, never on the file system, so it says the same
+    whether or not a file of that name exists. ``listed_by`` says where the names are listed.
+    """
+    names_count = len(set(index.values()))
+    if not names_count:
+        return f"Unknown style {shown(style)}: no styles are installed."
+    close = difflib.get_close_matches(style.strip().lower()[:200], list(index), n=5, cutoff=0.6)
+    names = list(dict.fromkeys(index[c] for c in close))[:3]
+    if names:
+        hint = " or ".join(repr(n) for n in names)
+        return f"Unknown style {shown(style)}. Did you mean {hint}? ({listed_by} lists them all.)"
+    return f"Unknown style {shown(style)}; {listed_by} lists the {names_count} available styles."
+
+
 def user_styles_dir() -> Path:
     """``$STYLEKIT_HOME/styles`` (default ``~/.stylekit/styles``), read at call time."""
     home = os.environ.get("STYLEKIT_HOME")
@@ -237,6 +255,10 @@ class StyleRegistry:
     ``StyleRegistry()`` is empty: fill it with :meth:`register`. With ``discover=True`` it finds
     built-ins, the user folder and plugins on first use (see the module docstring); the
     folders and the entry-point group can be changed for tests and embedding.
+
+    ``paths=False`` makes :meth:`get` a pure name lookup, like :meth:`lookup`: a string that
+    looks like a file is then just an unknown name. Servers build their registries so, and
+    resolve what a request names with :meth:`lookup`; paths are for trusted callers.
     """
 
     def __init__(
@@ -246,7 +268,9 @@ class StyleRegistry:
         builtin_dir: str | os.PathLike[str] | None = None,
         user_dir: str | os.PathLike[str] | None = None,
         entry_point_group: str = ENTRY_POINT_GROUP,
+        paths: bool = True,
     ) -> None:
+        self.paths = paths
         self._specs: dict[str, StyleSpec] = {}  # name -> spec, in registration order
         self._index: dict[str, str] = {}  # lowercased name or alias -> name
         self._errors: list[StylekitError] = []
@@ -508,15 +532,25 @@ class StyleRegistry:
     def get(self, style: str | os.PathLike[str] | StyleSpec) -> StyleSpec:
         """A spec by name or alias (case-insensitive), or for a package path (``.pt``/``.json``).
 
-        An unknown name raises :class:`UnknownStyleError` that suggests close matches.
+        Paths are taken only when this registry allows them (``paths=True``, the default): a
+        trusted caller's Python code or CLI. An unknown name raises :class:`UnknownStyleError`
+        that suggests close matches.
         """
         if isinstance(style, StyleSpec):
             return style
-        if looks_like_path(style):
+        if self.paths and looks_like_path(style):
             return spec_from_path(style)
         if not isinstance(style, str):
             raise BadOptionError(f"A style is a name or a package path, not {type(style).__name__}.")
-        key = style.strip().lower()
+        return self.lookup(style)
+
+    def lookup(self, name: str) -> StyleSpec:
+        """A spec by registered name or alias (case-insensitive) only: never a file.
+
+        What a request names over the network goes through here, so an answer is the same
+        whether or not a file of that name exists on the server.
+        """
+        key = name.strip().lower()
         with self._lock:
             self._discover_until(key)
             known = self._index.get(key)
@@ -524,20 +558,13 @@ class StyleRegistry:
                 # Training may have installed the style since discovery ran (long-lived
                 # processes), or its package may have been removed.
                 self._sync_user_folder()
-            name = self._index.get(key)
-            if name is not None:
-                return self._specs[name]
-            raise UnknownStyleError(self._unknown_message(style))
+            found = self._index.get(key)
+            if found is not None:
+                return self._specs[found]
+            raise UnknownStyleError(self._unknown_message(name))
 
     def _unknown_message(self, style: str) -> str:
-        if not self._specs:
-            return f"Unknown style {style!r}: no styles are installed."
-        close = difflib.get_close_matches(style.strip().lower(), list(self._index), n=5, cutoff=0.6)
-        names = list(dict.fromkeys(self._index[c] for c in close))[:3]
-        if names:
-            hint = " or ".join(repr(n) for n in names)
-            return f"Unknown style {style!r}. Did you mean {hint}? ('stylekit styles' lists them all.)"
-        return f"Unknown style {style!r}; 'stylekit styles' lists the {len(self._specs)} available styles."
+        return unknown_style_message(style, self._index)
 
     def list(self, pattern: str | None = None) -> list[StyleSpec]:
         """All specs (after full discovery, the user folder as it is now), optionally filtered

@@ -241,14 +241,17 @@ def test_mixed_good_and_bad_folder_exits_1_after_doing_the_good_ones(
     ("args", "message"),
     [
         (["-s", "no-such-stlye"], "Unknown style 'no-such-stlye'"),
-        (["-s", "NEG", "--strength", "1.5"], "strength must be a number between 0 and 1"),
-        (["-s", "NEG", "--max-side", "0"], "max_side must be a positive integer"),
+        (["-s", "NEG", "--strength", "1.5"], "--strength must be a number from 0 to 1, not '1.5'"),
+        (["-s", "NEG", "--strength", "nan"], "--strength must be a number from 0 to 1, not 'nan'"),
+        (["-s", "NEG", "--max-side", "0"], "--max-side must be a whole number from 1 to 20000, not '0'"),
+        (["-s", "NEG", "--max-side", "+7"], "--max-side must be a whole number from 1 to 20000, not '+7'"),
         (["-s", "NEG", "--device", "gpu"], "Unknown device 'gpu'"),
-        (["-s", "a=x"], "Blend weight 'x' of 'a' is not a number"),
+        (["-s", "a=x"], "The weight of 'a' must be a number from 0 to 1e+06, not 'x'"),
         (["-s", "arbitrary"], "needs a style image"),
         (["-s", "NEG", "-o", "FILE"], "Several inputs or a folder need a folder for -o"),
     ],
-    ids=["unknown-style", "strength", "max-side", "device", "blend", "arbitrary-without-image", "output"],
+    ids=["unknown-style", "strength", "strength-nan", "max-side", "max-side-plus", "device", "blend",
+         "arbitrary-without-image", "output"],
 )
 def test_option_errors_stop_before_any_image(
     capsys: pytest.CaptureFixture[str],

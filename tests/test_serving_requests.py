@@ -14,8 +14,11 @@ import pytest
 
 from handlers.requests import parse_request
 from sdk.errors import BadOptionError, InvalidImageError
+from sdk.wire import StyleOptions
 
 IMAGE = b"\xff\xd8\xff\xe0 not decoded here"
+LONG_BLEND = ",".join(f"s{i}=1" for i in range(1000)).encode()
+B64 = base64.b64encode(IMAGE).decode()
 
 
 def test_raw_body_with_header_options() -> None:
@@ -31,9 +34,8 @@ def test_raw_body_with_header_options() -> None:
             "X-Stylekit-Max-Side": "640",
         },
     )
-    assert (req.image, req.style, req.strength, req.preserve_color, req.format, req.max_side) == (
-        IMAGE, "starry-night", 0.25, True, "JPEG", 640,
-    )  # fmt: skip
+    assert req.image == IMAGE
+    assert req.options == StyleOptions("starry-night", 0.25, True, 640, "JPEG")
 
 
 def test_multipart_fields_win_over_headers() -> None:
@@ -45,8 +47,8 @@ def test_multipart_fields_win_over_headers() -> None:
     }
     headers = {"image": {"content-type": "application/octet-stream"}, "X-Stylekit-Strength": "0.9"}
     req = parse_request(item, headers)
-    assert req.style == {"a": 0.7, "b": 0.3} and req.strength == 0.5
-    assert req.style_image == b"painting" and req.format == "PNG" and req.max_side is None
+    assert req.options == StyleOptions({"a": 0.7, "b": 0.3}, strength=0.5)
+    assert req.style_image == b"painting"
 
 
 def test_json_body_with_base64() -> None:
@@ -57,12 +59,8 @@ def test_json_body_with_base64() -> None:
         "format": "webp",
     }
     req = parse_request({"body": body}, {"body": {"content-type": "application/json"}})
-    assert (
-        req.image == IMAGE
-        and req.style == {"a": 1.0, "b": 2.0}
-        and req.preserve_color
-        and req.format == "WEBP"
-    )
+    assert req.image == IMAGE
+    assert req.options == StyleOptions({"a": 1.0, "b": 2.0}, preserve_color=True, format="WEBP")
 
 
 @pytest.mark.parametrize(
@@ -79,11 +77,37 @@ def test_json_body_with_base64() -> None:
         ),
         ({"body": "text body"}, {}, BadOptionError, "Send the image"),
         ({"image": IMAGE, "strength": b"strong"}, {}, BadOptionError, "strength"),
-        ({"image": IMAGE, "max_side": b"1.5"}, {}, BadOptionError, "integer"),
+        ({"image": IMAGE, "max_side": b"1.5"}, {}, BadOptionError, "whole number"),
+        # JSON numbers as TorchServe's worker decodes them (1e309 and Infinity become inf).
+        ({"body": {"image": B64, "max_side": float("inf")}}, {}, BadOptionError, "max_side must be a whole"),
+        ({"body": {"image": B64, "max_side": 1.5}}, {}, BadOptionError, "max_side must be a whole"),
+        ({"body": {"image": B64, "max_side": True}}, {}, BadOptionError, "max_side must be a whole"),
+        ({"body": {"image": B64, "max_side": 10**400}}, {}, BadOptionError, "max_side must be a whole"),
+        ({"body": {"image": B64, "strength": float("nan")}}, {}, BadOptionError, "strength must be a number"),
+        ({"body": {"image": B64, "strength": float("inf")}}, {}, BadOptionError, "strength must be a number"),
+        ({"body": {"image": B64, "strength": 10**400}}, {}, BadOptionError, "strength must be a number"),
+        ({"image": IMAGE, "max_side": b"+7"}, {}, BadOptionError, "whole number"),
+        ({"image": IMAGE, "max_side": "٣".encode()}, {}, BadOptionError, "whole number"),
+        ({"image": IMAGE, "max_side": b"0"}, {}, BadOptionError, "from 1 to 20000"),
+        ({"image": IMAGE, "strength": b"1e309"}, {}, BadOptionError, "strength"),
+        ({"image": IMAGE, "strength": b"NaN"}, {}, BadOptionError, "strength"),
+        ({"image": IMAGE}, {"X-Stylekit-Max-Side": "1e309"}, BadOptionError, "whole number"),
+        ({"image": IMAGE}, {"X-Stylekit-Style": "x" * 5000}, BadOptionError, "longer than"),
+        ({"image": IMAGE, "style": b"x" * 10_000}, {}, BadOptionError, "1 to 100 printable"),
+        ({"image": IMAGE, "style": b"star\x00ry"}, {}, BadOptionError, "printable"),
+        ({"image": IMAGE, "style": b"\xff\xfe"}, {}, BadOptionError, "UTF-8"),
+        ({"image": IMAGE, "style": b'{"a": NaN}'}, {}, BadOptionError, "blend"),
+        (
+            {"body": {"image": B64, "style": {f"s{i}": 1 for i in range(1000)}}},
+            {},
+            BadOptionError,
+            "at most 64",
+        ),
+        ({"image": IMAGE, "style": LONG_BLEND}, {}, BadOptionError, "at most 64"),
         ({"image": IMAGE, "preserve_color": b"maybe"}, {}, BadOptionError, "true or false"),
         ({"image": IMAGE, "format": b"tiff"}, {}, BadOptionError, "format"),
         ({"image": IMAGE, "style": b"{not json"}, {}, BadOptionError, "blend"),
-        ({"image": IMAGE, "style": b'{"a": "x"}'}, {}, BadOptionError, "numbers"),
+        ({"image": IMAGE, "style": b'{"a": "x"}'}, {}, BadOptionError, "weight of 'a' must be a number"),
         ({"image": IMAGE, "stength": b"0.5"}, {}, BadOptionError, "Unknown option"),
     ],
 )

@@ -25,6 +25,9 @@ from sdk.registry import user_styles_dir
 from sdk.web.app import THUMBNAIL_SIDE, WebSettings, create_app
 from sdk.web.sample import landscape
 
+# The app answers to loopback names only (Host allow-list); TestClient's default is "testserver".
+LOCAL = "http://localhost"
+
 
 def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
@@ -38,7 +41,7 @@ def _pixels(data: bytes) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(device="cpu")) as c:
+    with TestClient(create_app(device="cpu"), base_url=LOCAL) as c:
         yield c
 
 
@@ -104,7 +107,7 @@ def test_thumbnails_on_a_sample_photo_of_your_own(client: TestClient, content_im
     """``--sample PHOTO``: the thumbnail keeps the photo's aspect ratio, and shows the photo."""
     name = two_blendable[0]
     sample = next(p for p in content_images if p.stem == "hoovertowernight")  # 760x400
-    with TestClient(create_app(device="cpu", settings=WebSettings(sample=sample))) as own:
+    with TestClient(create_app(device="cpu", settings=WebSettings(sample=sample)), base_url=LOCAL) as own:
         response = own.get(f"/api/styles/{name}/thumbnail")
     assert response.status_code == 200
     pixels = _pixels(response.content)
@@ -129,7 +132,7 @@ def test_thumbnail_of_an_unknown_style_is_404(client: TestClient) -> None:
 def test_a_style_installed_while_the_app_runs(photo: bytes) -> None:
     """A package written to the user style folder after start (what `stylekit train` does when
     it finishes) shows in the gallery and paints; once removed it is gone and unknown."""
-    with TestClient(create_app(device="cpu")) as running:
+    with TestClient(create_app(device="cpu"), base_url=LOCAL) as running:
         assert "my-negative" not in {s["name"] for s in running.get("/api/styles").json()}
         models.write_negative(user_styles_dir(), "my-negative")
 
@@ -324,7 +327,8 @@ def test_missing_photo_is_400(client: TestClient, two_blendable: tuple[str, str]
 
 @pytest.fixture(scope="module")
 def small_limit_client() -> Iterator[TestClient]:
-    with TestClient(create_app(device="cpu", settings=WebSettings(max_upload_bytes=100_000))) as c:
+    small = WebSettings(max_upload_bytes=100_000)
+    with TestClient(create_app(device="cpu", settings=small), base_url=LOCAL) as c:
         yield c
 
 
@@ -359,7 +363,7 @@ def test_too_large_streamed_upload_is_413_while_reading(small_limit_client: Test
 def test_image_over_the_pixel_limit_is_413(monkeypatch: pytest.MonkeyPatch, photo: bytes,
                                            two_blendable: tuple[str, str]) -> None:
     monkeypatch.setenv("STYLEKIT_MAX_PIXELS", "10000")  # the photo has 160 x 96 = 15360
-    with TestClient(create_app(device="cpu")) as c:
+    with TestClient(create_app(device="cpu"), base_url=LOCAL) as c:
         response = c.post("/api/stylize", files={"image": ("p.png", photo, "image/png")},
                           data={"style": two_blendable[0]})
     assert response.status_code == 413
@@ -388,7 +392,9 @@ def test_page_and_openapi(client: TestClient) -> None:
     ("args", "message"),
     [
         (["--sample", "/no/such/photo.jpg"], "is not a file"),
-        (["--max-upload-mb", "0"], "must be positive"),
+        (["--max-upload-mb", "0"], "--max-upload-mb must be a number from 0.001 to 4096, not '0'"),
+        (["--max-side", "+7"], "--max-side must be a whole number from 1 to 20000, not '+7'"),
+        (["--port", "٣"], "--port must be a whole number from 0 to 65535"),
         (["--server", "http://127.0.0.1:9", "--device", "cpu"], "--device applies"),
     ],
 )
@@ -409,7 +415,7 @@ def _closed_port() -> int:
 def test_server_down_gives_503_with_a_readable_message(photo: bytes, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     backend = StyleClient(url, token="unused", retries=0, timeout=5, run_dir=tmp_path)
-    with TestClient(create_app(backend)) as c:
+    with TestClient(create_app(backend), base_url=LOCAL) as c:
         assert c.get("/healthz").status_code == 503
         listing = c.get("/api/styles")
         assert listing.status_code == 503

@@ -12,32 +12,44 @@ a TorchServe backend. The routes (OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``GET /healthz``: liveness, and whether the backend answers.
 
 Uploads are read into memory (never into a temp file), counted while they stream in, and
-refused with 413 as soon as they pass the limit. Images are decoded by ``sdk.imaging`` and
-stylized by the backend in a worker thread, never on the event loop. The app writes no files.
+refused with 413 as soon as they pass the limit, or with 408 when they take longer than
+``body_timeout``. At most ``max_pending`` stylize requests are admitted at once (reading,
+waiting or running); the next gets 503 with ``Retry-After`` before its body is read, so a
+flood of uploads cannot grow the process. Images are decoded by ``sdk.imaging`` and stylized
+by the backend in a worker thread, never on the event loop. The app writes no files.
+
+Options are read by ``sdk.wire``, as the TorchServe handler reads them. A style is a name or
+alias the backend lists, or a blend of them; it is resolved against that list here, so no
+request can name a file, and an unknown name gets the same 404 whatever exists on disk.
+Every error, 404 and 405 included, is a JSON body ``{error, message, status}``; host,
+origin, security headers and unforeseen errors are :mod:`sdk.web.guard`'s.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
+import unicodedata
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePath
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from sdk import api, imaging
-from sdk.api import Backend, parse_flag, parse_number, parse_style
+from sdk import api, imaging, wire
+from sdk.api import Backend
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -48,6 +60,8 @@ from sdk.errors import (
     StylekitError,
     UnknownStyleError,
 )
+from sdk.registry import unknown_style_message
+from sdk.web.guard import INTERNAL_ERROR, LOOPBACK_HOSTS, Guard
 from sdk.web.sample import landscape
 
 log = logging.getLogger(__name__)
@@ -55,8 +69,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Gallery cards show thumbnails at about 100 CSS pixels; 160 keeps them sharp at 1.5x.
 THUMBNAIL_SIDE = 160
-FORMATS: dict[str, str] = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG"}
-EXTENSIONS: dict[str, str] = {"PNG": "png", "JPEG": "jpg"}
+EXTENSIONS: dict[str, str] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 # Multipart framing (boundaries, part headers, the small text fields) on top of the files.
 _FORM_OVERHEAD = 64 * 1024
 
@@ -70,11 +83,25 @@ class UnsupportedMediaTypeError(InvalidImageError):
     code = "unsupported_media_type"
 
 
+class UploadTimeoutError(StylekitError):
+    """The upload did not arrive within ``WebSettings.body_timeout`` (HTTP 408)."""
+
+    http_status = 408
+    code = "upload_timeout"
+
+
+class BusyError(StylekitError):
+    """As many stylize requests as the app admits are under way (HTTP 503, ``Retry-After``)."""
+
+    http_status = 503
+    code = "busy"
+
+
 @runtime_checkable
 class ListsStyles(Protocol):
     """A backend that can say which styles it serves (``sdk.client.StyleClient`` does)."""
 
-    def styles(self) -> Any: ...
+    def styles(self, refresh: bool = True) -> Any: ...
 
 
 @runtime_checkable
@@ -104,8 +131,23 @@ class WebSettings:
     max_side: int = 2048
     # Stylize jobs run at once; more wait their turn (the model already uses every core).
     concurrency: int = 1
+    # Stylize requests admitted at once, reading their upload, waiting or running; the next
+    # gets 503 with Retry-After. Memory is bounded by about this many uploads.
+    max_pending: int = 8
+    # Seconds an upload may take from the first byte of its body to the last (408 after).
+    body_timeout: float = 120.0
+    # Host names this app answers to (the Host header; "*": any). The CLI adds the bound host.
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     # Photo the thumbnails are rendered on; None = the drawn landscape of ``sdk.web.sample``.
     sample: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_side", "concurrency", "max_pending"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadOptionError(f"WebSettings.{name} must be a positive integer, not {value!r}.")
+        if not self.body_timeout > 0:
+            raise BadOptionError(f"WebSettings.body_timeout must be positive, not {self.body_timeout!r}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,12 +253,30 @@ def error_response(exc: StylekitError, *, remote: bool) -> JSONResponse:
     elif isinstance(exc, AuthenticationError) or (remote and isinstance(exc, ServerError) and status >= 500):
         status = 502
     body = {**exc.to_dict(), "status": status}
-    return JSONResponse(body, status_code=status)
+    if status >= 500 and not isinstance(exc, (ServerError, BusyError)):
+        # This server's own failure (a broken package, a missing GPU): its message can name
+        # files here. The log has it; the client gets one generic sentence.
+        body["message"] = INTERNAL_ERROR
+    headers = {"Retry-After": "2"} if status == 503 else {}
+    if isinstance(exc, UploadTimeoutError):
+        headers["Connection"] = "close"  # the rest of the body may still be on its way
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _slug(text: str, fallback: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].strip("-")
+    # Letters and digits of any script stay (a photo named 夕焼け keeps its name).
+    slug = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", text).lower()).strip("-")[:40].strip("-")
     return slug or fallback
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII ``filename`` for old clients and the UTF-8 ``filename*`` (RFC 6266)."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    stem, _, ext = ascii_name.rpartition(".")
+    fallback = f"{_slug(stem, 'image')}.{ext}"
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def download_name(photo_name: str | None, style: str | Mapping[str, float], painting_name: str | None,
@@ -236,8 +296,8 @@ def _megabytes(n: int) -> str:
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
-async def read_form(request: Request, limit: int) -> FormData:
-    """Parse a multipart body kept in memory, refusing it (413) once it passes ``limit`` bytes."""
+async def read_form(request: Request, limit: int, timeout: float) -> FormData:
+    """Parse a multipart body kept in memory: 413 once it passes ``limit`` bytes, 408 after ``timeout`` s."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaTypeError(
@@ -260,9 +320,12 @@ async def read_form(request: Request, limit: int) -> FormData:
     # Above this size Starlette moves a file into a disk temp file; the body can never get there.
     parser.spool_max_size = limit + _FORM_OVERHEAD + 1
     try:
-        return await parser.parse()
+        with anyio.fail_after(timeout):
+            return await parser.parse()
     except MultiPartException as exc:
         raise BadOptionError(f"The upload is not a valid form: {exc.message}") from exc
+    except TimeoutError:
+        raise UploadTimeoutError(f"The upload did not arrive within {timeout:g} s.") from None
 
 
 async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool) -> tuple[bytes, str] | None:
@@ -289,13 +352,21 @@ async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool)
     return data, name
 
 
-def _form_text(form: FormData, field: str) -> str | None:
-    item = form.get(field)
-    if item is None:
-        return None
-    if not isinstance(item, str):
-        raise BadOptionError(f"The form field {field!r} must be text, not a file.")
-    return item
+def _form_options(form: FormData) -> wire.StyleOptions:
+    """The form's text fields, read by the one options parser (``sdk.wire``)."""
+    fields: dict[str, str] = {}
+    for key, item in form.multi_items():
+        if key in FILE_FIELDS:
+            continue
+        if not isinstance(item, str):
+            raise BadOptionError(f"The form field {wire.shown(key)} must be text, not a file.")
+        if key in fields:
+            raise BadOptionError(f"The form field {wire.shown(key)} is given twice.")
+        fields[key] = item
+    return wire.parse_options(fields)
+
+
+FILE_FIELDS = ("image", "style_image")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,9 +385,12 @@ class _State:
         self.limits = replace(imaging.ImageLimits.from_env(), max_bytes=settings.max_upload_bytes)
         # (name, the style's revision when it was painted) -> (image, media type).
         self.thumbnails: dict[tuple[str, str], tuple[bytes, str]] = {}
+        # One per listed style name (canonical), so a flood of unknown names allocates nothing.
         self._thumbnail_locks: dict[str, anyio.Lock] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._sample: bytes | None = None
+        # Stylize requests admitted and not yet answered (see WebSettings.max_pending).
+        self.pending = 0
 
     def stylize(self, photo: bytes, style: str | dict[str, float], painting: bytes | None = None, *,
                 strength: float = 1.0, preserve_color: bool = False, max_side: int | None = None,
@@ -327,8 +401,6 @@ class _State:
         paints it. A style server gets the upload's bytes as they came and, where the client
         can (``stylize_bytes``), answers in the requested format, so nothing is re-encoded.
         """
-        # Checked here too so a style server is not asked to do what would fail anyway.
-        strength = imaging.check_strength(strength)
         if self.backend is None:
             decoded = imaging.decode(photo, self.limits)
             image = api.engine(self.device).stylize(
@@ -365,7 +437,17 @@ class _State:
         return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
     def thumbnail_lock(self, name: str) -> anyio.Lock:
+        """The lock for a listed style's thumbnail (``name`` is canonical: the locks stay bounded)."""
         return self._thumbnail_locks.setdefault(name, anyio.Lock())
+
+    def admit(self) -> None:
+        """Count a stylize request in, or refuse it (503) when ``max_pending`` are under way."""
+        if self.pending >= self.settings.max_pending:
+            raise BusyError("The server is busy with other photos; try again in a moment.")
+        self.pending += 1
+
+    def release(self) -> None:
+        self.pending -= 1
 
     def sample(self) -> bytes:
         """The sample picture as PNG bytes, at most ``THUMBNAIL_SIDE`` on its longest side."""
@@ -379,12 +461,43 @@ class _State:
     def thumbnail(self, name: str) -> bytes:
         return self.stylize(self.sample(), name, fmt="JPEG")
 
-    def styles(self) -> list[StyleOut]:
+    def styles(self, refresh: bool = True) -> list[StyleOut]:
+        """What the backend serves; ``refresh=False`` lets a style server's client answer from its cache."""
         if self.remote and isinstance(self.backend, ListsStyles):
-            items: Iterable[Any] = self.backend.styles()
+            items: Iterable[Any] = self.backend.styles(refresh=refresh)
         else:
             items = api.list_styles()
         return [_style_out(item) for item in items]
+
+    def resolve(self, style: wire.StyleChoice) -> tuple[wire.StyleChoice, list[StyleOut]]:
+        """A style as the request named it -> the same with every name made canonical.
+
+        Names and aliases are looked up in the backend's listing only (case-insensitive):
+        nothing a request names is ever opened as a file. A style server's listing is taken
+        from the client's cache, and fetched afresh once when a name is not in it.
+        """
+        names = [style] if isinstance(style, str) else list(style)
+        listing = self.styles(refresh=not self.remote)
+        index = _name_index(listing)
+        if self.remote and any(n.lower() not in index for n in names):
+            listing = self.styles(refresh=True)
+            index = _name_index(listing)
+        for name in names:
+            if name.lower() not in index:
+                raise UnknownStyleError(unknown_style_message(name, index, "GET /api/styles"))
+        if isinstance(style, str):
+            return index[style.lower()], listing
+        return {index[n.lower()]: w for n, w in style.items()}, listing
+
+
+def _name_index(listing: Iterable[StyleOut]) -> dict[str, str]:
+    """Lowercased name or alias -> name; a name wins over another style's alias."""
+    index: dict[str, str] = {}
+    for item in listing:
+        for alias in item.aliases:
+            index.setdefault(alias.lower(), item.name)
+    index.update({item.name.lower(): item.name for item in listing})
+    return index
 
 
 def _style_out(item: Any) -> StyleOut:
@@ -420,11 +533,34 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         description="Upload a photo, pick a style, get the painting back.",
     )
 
+    app.add_middleware(Guard, allowed_hosts=state.settings.allowed_hosts)
+
     @app.exception_handler(StylekitError)
     async def _on_stylekit_error(request: Request, exc: StylekitError) -> JSONResponse:
-        if exc.http_status >= 500:
+        if isinstance(exc, BusyError):
+            log.info("%s %s: %s", request.method, request.url.path, exc.message)
+        elif exc.http_status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.message)
         return error_response(exc, remote=state.remote)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 404 for an unknown path, 405 for a wrong method: the same body as every other error.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        messages = {
+            404: f"There is nothing at {request.url.path[:100]}.",
+            405: f"{request.method} is not allowed here.",
+        }
+        message = messages.get(exc.status_code, str(exc.detail))
+        body = {"error": code, "message": message, "status": exc.status_code}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+        message = f"Bad request parameter {where or '?'}: {first.get('msg', 'invalid')}."
+        return JSONResponse({"error": "bad_option", "message": message, "status": 400}, status_code=400)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -467,25 +603,26 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         name (retrained) gets a new URL, so neither this app nor a browser shows the old one.
         """
         headers = {"Cache-Control": "public, max-age=3600"}
+        # Locally, listing is cheap and always current: a removed style is a 404 and a
+        # rewritten one is painted afresh. A style server is asked only on a miss.
+        cached = state.remote and (name, v) in state.thumbnails
+        if not cached:
+            # An alias (19, STARRY-NIGHT) shows its style's thumbnail, as stylize accepts it.
+            choice, listing = await state.run(partial(state.resolve, wire.parse_name(name)), queue="light")
+            assert isinstance(choice, str)
+            name = choice
+            style = next(item for item in listing if item.name == name)
+            v = style.thumbnail_url.partition("?v=")[2]
         async with state.thumbnail_lock(name):
-            # Locally, listing is cheap and always current: a removed style is a 404 and a
-            # rewritten one is painted afresh. A style server is asked only on a miss.
-            if not (state.remote and (name, v) in state.thumbnails):
-                found = {s.name: s for s in await state.run(partial(state.styles), queue="light")}
-                if name not in found:
-                    close = difflib.get_close_matches(name, found, n=3)
-                    hint = f" Did you mean {', '.join(close)}?" if close else ""
-                    raise UnknownStyleError(f"No style named {name!r}.{hint}")
-                style, v = found[name], found[name].thumbnail_url.partition("?v=")[2]
-                if (name, v) not in state.thumbnails:
-                    if style.kind == "arbitrary":
-                        painted = ((STATIC_DIR / "any-painting.svg").read_bytes(), "image/svg+xml")
-                    else:
-                        jpeg = await state.run(partial(state.thumbnail, name), queue="thumbnail")
-                        painted = (jpeg, imaging.MIME["JPEG"])
-                    # One entry per name: an older revision's thumbnail is not kept.
-                    state.thumbnails = {k: t for k, t in state.thumbnails.items() if k[0] != name}
-                    state.thumbnails[name, v] = painted
+            if (name, v) not in state.thumbnails:
+                if style.kind == "arbitrary":
+                    painted = ((STATIC_DIR / "any-painting.svg").read_bytes(), "image/svg+xml")
+                else:
+                    jpeg = await state.run(partial(state.thumbnail, name), queue="thumbnail")
+                    painted = (jpeg, imaging.MIME["JPEG"])
+                # One entry per name: an older revision's thumbnail is not kept.
+                state.thumbnails = {k: t for k, t in state.thumbnails.items() if k[0] != name}
+                state.thumbnails[name, v] = painted
         data, media_type = state.thumbnails[name, v]
         return Response(data, media_type=media_type, headers=headers)
 
@@ -503,53 +640,43 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
     )
     async def stylize(request: Request) -> Response:
         """Stylize an uploaded photo with a style, a blend, or the style of an uploaded painting."""
+        # Admitted before the body is read: a refused upload never takes memory here.
+        state.admit()
+        try:
+            return await _stylize(request)
+        finally:
+            state.release()
+
+    async def _stylize(request: Request) -> Response:
         limit = state.settings.max_upload_bytes
-        form = await read_form(request, limit)
+        form = await read_form(request, limit, state.settings.body_timeout)
         photo = await _file_bytes(form, "image", limit, required=True)
         assert photo is not None
         painting = await _file_bytes(form, "style_image", limit, required=False)
         if painting and len(photo[0]) + len(painting[0]) > limit:
             raise ImageTooLargeError(f"The upload is larger than this server accepts ({_megabytes(limit)}).")
-
-        style_text = (_form_text(form, "style") or "").strip()
-        if not style_text:
-            if painting is None:
-                raise BadOptionError("Choose a style (or upload a painting to copy its style).")
-            style_text = "arbitrary"
-        style = parse_style(style_text)
-        strength = float(parse_number("strength", _form_text(form, "strength") or "1"))
-        preserve = parse_flag("preserve_color", _form_text(form, "preserve_color") or "false")
-        fmt_text = (_form_text(form, "format") or "png").strip().lower()
-        if fmt_text not in FORMATS:
-            raise BadOptionError(f"format must be png or jpeg, not {fmt_text!r}.")
-        fmt = FORMATS[fmt_text]
-        max_side = state.settings.max_side
-        requested = _form_text(form, "max_side")
-        if requested:
-            asked = int(parse_number("max_side", requested, int))
-            if asked < 1:
-                raise BadOptionError(f"max_side must be at least 1, not {asked}.")
-            max_side = min(asked, max_side)
-
+        options = _form_options(form)
+        if options.style is None and painting is None:
+            raise BadOptionError("Choose a style (or upload a painting to copy its style).")
+        style, _ = await state.run(partial(state.resolve, options.style or "arbitrary"), queue="light")
+        # The server's own limit caps what a request may ask for.
+        max_side = min(options.max_side or state.settings.max_side, state.settings.max_side)
         job = partial(
             state.stylize,
             photo[0],
             style,
             painting[0] if painting else None,
-            strength=strength,
-            preserve_color=preserve,
+            strength=options.strength,
+            preserve_color=options.preserve_color,
             max_side=max_side,
-            fmt=fmt,
+            fmt=options.format,
         )
         data = await state.run(job, queue="stylize")
-        filename = download_name(photo[1], style, painting[1] if painting else None, fmt)
+        filename = download_name(photo[1], style, painting[1] if painting else None, options.format)
         return Response(
             data,
-            media_type=imaging.MIME[fmt],
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
-                "Cache-Control": "no-store",
-            },
+            media_type=imaging.MIME[options.format],
+            headers={"Content-Disposition": content_disposition(filename), "Cache-Control": "no-store"},
         )
 
     return app
