@@ -12,8 +12,6 @@ import io
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 import torch
 from PIL import Image
 from torchserve_support import Served
+from web_support import WebServer
 
 from sdk import imaging
 from sdk.package import Manifest, write_package
@@ -48,49 +47,6 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class WebServer:
-    """``stylekit web`` in its own process on a free loopback port."""
-
-    def __init__(self, home: Path, *extra: str, healthy: bool = True) -> None:
-        """Start and wait for ``/healthz``: 200, or with ``healthy=False`` any answer (503)."""
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        log_path = home / "web.log"
-        self._log = log_path.open("wb")
-        cmd = [sys.executable, "-m", "sdk.cli", "web", "--port", str(self.port), *extra]
-        env = {**os.environ, "STYLEKIT_HOME": str(home)}
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                status = httpx.get(f"{self.url}/healthz", timeout=2).status_code
-                if status == 200 or not healthy:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        pytest.fail(f"stylekit web did not come up:\n{log_path.read_text(errors='replace')[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 class _Sepia(torch.nn.Module):
