@@ -269,14 +269,24 @@ def _slug(text: str, fallback: str) -> str:
     return slug or fallback
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII ``filename`` for old clients and the UTF-8 ``filename*`` (RFC 6266)."""
-    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    stem, _, ext = ascii_name.rpartition(".")
-    fallback = f"{_slug(stem, 'image')}.{ext}"
-    if fallback == filename:
-        return f'attachment; filename="{filename}"'
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+def content_disposition(photo_name: str | None, style: str | Mapping[str, float], painting_name: str | None,
+                        fmt: str) -> str:
+    """``attachment`` with the download name in UTF-8 (``filename*``, RFC 6266) and folded to
+    ASCII (``filename``) for clients that do not read the first."""
+    name = download_name(photo_name, style, painting_name, fmt)
+    fallback = download_name(_ascii(photo_name), style, _ascii(painting_name), fmt)
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _ascii(name: str | None) -> str | None:
+    """A file name with its stem folded to ASCII; "_" where nothing is left (the slug's fallback then)."""
+    if name is None:
+        return None
+    path = PurePath(name)
+    stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
+    return f"{stem or '_'}{path.suffix}"
 
 
 def download_name(photo_name: str | None, style: str | Mapping[str, float], painting_name: str | None,
@@ -534,6 +544,7 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
     )
 
     app.add_middleware(Guard, allowed_hosts=state.settings.allowed_hosts)
+    app.state.stylekit = state  # for tests and embedders: the limits and caches of this instance
 
     @app.exception_handler(StylekitError)
     async def _on_stylekit_error(request: Request, exc: StylekitError) -> JSONResponse:
@@ -672,11 +683,11 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
             fmt=options.format,
         )
         data = await state.run(job, queue="stylize")
-        filename = download_name(photo[1], style, painting[1] if painting else None, options.format)
+        disposition = content_disposition(photo[1], style, painting[1] if painting else None, options.format)
         return Response(
             data,
             media_type=imaging.MIME[options.format],
-            headers={"Content-Disposition": content_disposition(filename), "Cache-Control": "no-store"},
+            headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
         )
 
     return app

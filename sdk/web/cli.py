@@ -101,6 +101,10 @@ def serve(app: Any, host: str, port: int, *, max_connections: int = 64, header_t
     """Run ``app`` with uvicorn, bounded: a header deadline, a connection limit, 5 s keep-alive."""
     import uvicorn
 
+    # A server's log carries its INFO events (a client that went away, busy refusals), as
+    # uvicorn's access lines do; -v/-vv on the command line can still lower the level.
+    sdk_log = logging.getLogger("sdk")
+    sdk_log.setLevel(min(sdk_log.getEffectiveLevel(), logging.INFO))
     protocol = type("Protocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout})
     uvicorn.run(
         app,
