@@ -195,10 +195,17 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
 
     @staticmethod
     def _error(context: Any, idx: int, exc: StylekitError) -> str:
-        log.info("item %d: %s %s", idx, exc.http_status, exc.message)
+        body = exc.to_dict()
+        if exc.http_status >= 500:
+            # The server's own failure (a broken package, a device): its message can name files
+            # here. The log keeps it; the client gets one generic sentence.
+            log.error("item %d: %s %s", idx, exc.http_status, exc.message)
+            body["message"] = INTERNAL_ERROR
+        else:
+            log.info("item %d: %s %s", idx, exc.http_status, exc.message)
         context.set_response_status(exc.http_status, exc.code, idx)
         context.set_response_content_type(idx, "application/json")
-        return json.dumps(exc.to_dict())
+        return json.dumps(body)
 
 
 def _group_key(req: StyleRequest, style: str | dict[str, float]) -> tuple[Any, ...]:

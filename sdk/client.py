@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from sdk import wire
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -522,7 +523,7 @@ class StyleClient:
                 )
             model = models.pop()
             blend = {name: float(weight) for (_, name), weight in zip(targets, style.values(), strict=True)}
-            style_field = json.dumps(blend)
+            style_field = wire.encode_style(blend)
         else:
             model, style_field = self._target(style)
         data = {

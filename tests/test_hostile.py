@@ -9,6 +9,7 @@ import base64
 import http.client
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -195,6 +196,17 @@ def test_the_cli_stylizes_a_3x5_image(tmp_path: Path) -> None:
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "o.png").size == (3, 5)
+
+
+def test_an_unforeseen_error_in_the_cli_is_one_line(web_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "wide.png").write_bytes(_png((300, 40)))
+    cmd = [sys.executable, "-m", "sdk.cli", "stylize", "wide.png", "-s", "boom", "-o", "o.png"]
+    env = {**os.environ, "STYLEKIT_HOME": str(web_home)}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()  # TorchScript's message runs to a dozen lines
+    assert line.startswith("stylekit: error: unexpected ") and "stylekit -vv stylize" in line
 
 
 # -- 3. an unforeseen error is a JSON 500 and costs no connection -------------------------------
@@ -401,7 +413,8 @@ def test_a_cross_site_post_is_refused(web: WebServer, photo: bytes) -> None:
 
 def test_serving_docs_say_what_a_plain_client_does_when_a_worker_dies() -> None:
     text = (REPO / "docs" / "serving.md").read_text()
-    assert "Worker died" in text and "retry" in text.lower() and "re-queued" not in text
+    assert "Worker died" in text and "**not** re-queued" in text and "TorchServe itself re-queues" not in text
+    assert "A plain HTTP client must do the same itself" in text
 
 
 # -- 9. the smaller findings --------------------------------------------------------------------

@@ -223,10 +223,11 @@ _STYLIZE_BODY: dict[str, Any] = {
                     },
                     "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
                     "preserve_color": {"type": "boolean", "default": False},
-                    "format": {"type": "string", "enum": ["png", "jpeg"], "default": "png"},
+                    "format": {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"], "default": "png"},
                     "max_side": {
                         "type": "integer",
                         "minimum": 1,
+                        "maximum": wire.MAX_SIDE,
                         "description": "scale the photo down so its longest side is at most this "
                         "(capped by the server's own limit)",
                     },
