@@ -37,6 +37,13 @@ class ImageTooLargeError(InvalidImageError):
     code = "image_too_large"
 
 
+class UnsupportedMediaTypeError(InvalidImageError):
+    """An upload declares a content type that is not an image."""
+
+    http_status = 415
+    code = "unsupported_media_type"
+
+
 class BadOptionError(StylekitError, ValueError):
     """An option has a wrong value or type (strength out of range, bad format, ...)."""
 
@@ -49,6 +56,20 @@ class UnknownStyleError(StylekitError, LookupError):
 
     http_status = 404
     code = "unknown_style"
+
+
+class UploadTimeoutError(StylekitError):
+    """An upload did not arrive within the server's time for it."""
+
+    http_status = 408
+    code = "upload_timeout"
+
+
+class BusyError(StylekitError):
+    """A server is doing as much as it admits at once; try again shortly (``Retry-After``)."""
+
+    http_status = 503
+    code = "busy"
 
 
 class StylePackageError(StylekitError):
@@ -122,6 +143,7 @@ class WeightsNotFoundError(TrainingError):
 __all__ = [
     "AuthenticationError",
     "BadOptionError",
+    "BusyError",
     "DeviceError",
     "DuplicateStyleError",
     "ImageTooLargeError",
@@ -133,5 +155,7 @@ __all__ = [
     "StylekitError",
     "TrainingError",
     "UnknownStyleError",
+    "UnsupportedMediaTypeError",
+    "UploadTimeoutError",
     "WeightsNotFoundError",
 ]

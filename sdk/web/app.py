@@ -53,12 +53,15 @@ from sdk.api import Backend
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
+    BusyError,
     ImageTooLargeError,
     InvalidImageError,
     ServerError,
     ServerUnavailableError,
     StylekitError,
     UnknownStyleError,
+    UnsupportedMediaTypeError,
+    UploadTimeoutError,
 )
 from sdk.registry import unknown_style_message
 from sdk.web.guard import INTERNAL_ERROR, LOOPBACK_HOSTS, Guard
@@ -74,27 +77,6 @@ EXTENSIONS: dict[str, str] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _FORM_OVERHEAD = 64 * 1024
 
 T = TypeVar("T")
-
-
-class UnsupportedMediaTypeError(InvalidImageError):
-    """The upload declares a content type that is not an image (HTTP 415)."""
-
-    http_status = 415
-    code = "unsupported_media_type"
-
-
-class UploadTimeoutError(StylekitError):
-    """The upload did not arrive within ``WebSettings.body_timeout`` (HTTP 408)."""
-
-    http_status = 408
-    code = "upload_timeout"
-
-
-class BusyError(StylekitError):
-    """As many stylize requests as the app admits are under way (HTTP 503, ``Retry-After``)."""
-
-    http_status = 503
-    code = "busy"
 
 
 @runtime_checkable
