@@ -24,6 +24,8 @@ import logging
 import os
 import threading
 
+from sdk import settings
+
 log = logging.getLogger(__name__)
 
 # glibc's <malloc.h> parameter numbers.
@@ -32,7 +34,7 @@ _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int; the largest threshold it allows
 
-ENV = "STYLEKIT_MALLOC"
+ENV = settings.MALLOC
 
 _lock = threading.Lock()
 _applied: bool | None = None
@@ -52,7 +54,7 @@ def keep_freed_memory() -> bool:
 
 
 def _apply() -> bool:
-    if os.environ.get(ENV, "").strip().lower() == "system":
+    if (settings.get(ENV) or "").lower() == "system":
         log.debug("%s=system: leaving the memory allocator alone", ENV)
         return False
     try:
@@ -67,8 +69,8 @@ def _apply() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_ARENA_MAX, 1))
-    ok = all(mallopt(param, value) == 1 for param, value in settings)
+    options = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_ARENA_MAX, 1))
+    ok = all(mallopt(param, value) == 1 for param, value in options)
     if ok:
         log.debug("%s: freed memory is kept for reuse (large blocks from the heap, no trim)", libc_version)
     else:

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from sdk import wire
+from sdk import settings, wire
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -47,12 +47,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from sdk.imaging import ImageInput
+    from sdk.serving.state import ServerState
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "STYLEKIT_TOKEN"
-MANAGEMENT_TOKEN_ENV = "STYLEKIT_MANAGEMENT_TOKEN"
-URL_ENV = "STYLEKIT_SERVER"
 # Our handler's error codes -> the class a local call would raise for the same mistake.
 _ERRORS_BY_CODE: dict[str, type[StylekitError]] = {
     "invalid_image": InvalidImageError,
@@ -181,10 +179,11 @@ class StyleClient:
     ) -> None:
         if retries < 0 or backoff < 0 or timeout <= 0:
             raise BadOptionError("retries and backoff must be >= 0 and timeout > 0.")
-        from sdk.serving.server import ServerState
-
-        url = url or os.environ.get(URL_ENV) or None
-        state = ServerState.load(run_dir)
+        url = url or settings.get(settings.SERVER)
+        token = token or settings.get(settings.TOKEN)
+        # Local state is read only to find what was not given: a remote URL with its token
+        # never touches this machine's files (a corrupt state file there cannot break it).
+        state = _local_state(run_dir, required=url is None) if url is None or token is None else None
         if url is None:
             if state is None:
                 raise ServerUnavailableError(
@@ -205,8 +204,8 @@ class StyleClient:
             metrics_url or (own.metrics_url if own else None) or _with_port_offset(self.url, 2) or self.url
         ).rstrip("/")
         self._key_file = own.key_file if own is not None else None
-        self._token = token or os.environ.get(TOKEN_ENV) or None
-        self._management_token = management_token or os.environ.get(MANAGEMENT_TOKEN_ENV) or None
+        self._token = token
+        self._management_token = management_token or settings.get(settings.MANAGEMENT_TOKEN)
         self._file_keys: dict[str, str] = {}
         if self._key_file is not None:
             try:
@@ -224,7 +223,7 @@ class StyleClient:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _read_keys(self) -> dict[str, str]:
-        from sdk.serving.server import read_key_file
+        from sdk.serving.state import read_key_file
 
         assert self._key_file is not None
         return read_key_file(self._key_file)
@@ -593,6 +592,20 @@ class StyleClient:
         if bar is not None:
             bar.update(1)
         return result
+
+
+def _local_state(run_dir: str | os.PathLike[str] | None, *, required: bool) -> ServerState | None:
+    """The state file of a server ``stylekit serve`` runs here; an unreadable one is an error
+    only when the caller has no other way to find a server."""
+    from sdk.serving.state import ServerState
+
+    try:
+        return ServerState.load(run_dir)
+    except ServerError as exc:
+        if required:
+            raise
+        log.warning("ignoring the local server state: %s", exc.message)
+        return None
 
 
 def _upload(image: ImageInput, field_name: str) -> tuple[str, bytes, str]:

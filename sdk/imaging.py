@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from sdk import wire
+from sdk import settings, wire
 from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
 
 if TYPE_CHECKING:
@@ -97,12 +97,12 @@ class ImageLimits:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ImageLimits:
         """Defaults, overridden by ``STYLEKIT_MAX_BYTES`` / ``_MAX_PIXELS`` / ``_MAX_SIDE``."""
-        env = os.environ if environ is None else environ
+        variables = {"max_bytes": settings.MAX_BYTES, "max_pixels": settings.MAX_PIXELS,
+                     "max_side": settings.MAX_SIDE}  # fmt: skip
         values: dict[str, int] = {}
-        for name in ("max_bytes", "max_pixels", "max_side"):
-            var = f"STYLEKIT_{name.upper()}"
-            raw = env.get(var)
-            if raw is None or raw.strip() == "":
+        for name, var in variables.items():
+            raw = settings.get(var, environ)
+            if raw is None:
                 continue
             try:
                 values[name] = int(raw)

@@ -46,6 +46,7 @@ from sdk.errors import (
     UnknownStyleError,
 )
 from sdk.package import KINDS, Kind, StylePackage, read_package
+from sdk.settings import user_styles_dir
 from sdk.wire import shown
 
 log = logging.getLogger(__name__)
@@ -231,12 +232,6 @@ def unknown_style_message(style: str, index: Mapping[str, str], listed_by: str =
         hint = " or ".join(repr(n) for n in names)
         return f"Unknown style {shown(style)}. Did you mean {hint}? ({listed_by} lists them all.)"
     return f"Unknown style {shown(style)}; {listed_by} lists the {names_count} available styles."
-
-
-def user_styles_dir() -> Path:
-    """``$STYLEKIT_HOME/styles`` (default ``~/.stylekit/styles``), read at call time."""
-    home = os.environ.get("STYLEKIT_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".stylekit") / "styles"
 
 
 def _builtin_dir() -> Path:

@@ -25,7 +25,7 @@ from sdk.errors import (
     ServerUnavailableError,
     UnknownStyleError,
 )
-from sdk.serving.server import ServerState
+from sdk.serving.state import ServerState
 
 
 def _free_port() -> int:
@@ -205,3 +205,31 @@ def test_importing_the_client_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_remote_client_never_reads_local_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path))
+    (tmp_path / "serve").mkdir()
+    (tmp_path / "serve" / "state.json").write_text("{corrupt", encoding="utf-8")
+    client = StyleClient("http://remote.example:8080", token="t")
+    assert client._auth(management=False) == {"Authorization": "Bearer t"}
+    # Without a token the local state is looked at, but a corrupt one cannot stop a remote client.
+    monkeypatch.delenv("STYLEKIT_TOKEN", raising=False)
+    assert StyleClient("http://remote.example:8080").url == "http://remote.example:8080"
+    # With nothing given, the state file is the only way to a server: then it is an error.
+    monkeypatch.delenv("STYLEKIT_SERVER", raising=False)
+    with pytest.raises(ServerError, match="Unreadable server state file"):
+        StyleClient()
+
+
+def test_the_client_does_not_import_the_server_launcher() -> None:
+    code = (
+        "import sys\n"
+        "from sdk.client import StyleClient\n"
+        "StyleClient('http://127.0.0.1:1', token='t')\n"
+        "StyleClient('http://127.0.0.1:1')\n"
+        "launcher = ('sdk.serving.server', 'sdk.serving.archive', 'handlers')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(launcher)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ import torch
 import sdk
 from sdk.errors import BadOptionError
 from sdk.package import read_package
-from sdk.registry import user_styles_dir
+from sdk.settings import user_styles_dir
 from sdk.styles import BUILTIN_DIR
 from training.config import TrainConfig
 from training.extend import ExtendResult, NewStyleRow, load_multistyle, run_extend

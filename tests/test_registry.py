@@ -14,7 +14,8 @@ from plugin_fixture.stylekit_fixture_plugin import models
 
 from sdk.errors import BadOptionError, DuplicateStyleError, StylePackageError, UnknownStyleError
 from sdk.package import StylePackage, read_package
-from sdk.registry import StyleRegistry, StyleSpec, default_registry, register_style, user_styles_dir
+from sdk.registry import StyleRegistry, StyleSpec, default_registry, register_style
+from sdk.settings import user_styles_dir
 
 
 @pytest.fixture(scope="module")

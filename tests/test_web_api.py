@@ -21,7 +21,7 @@ from torch import nn
 from sdk.cli import main as cli_main
 from sdk.client import StyleClient
 from sdk.package import InputContract, Manifest, write_package
-from sdk.registry import user_styles_dir
+from sdk.settings import user_styles_dir
 from sdk.web.app import THUMBNAIL_SIDE, WebSettings, create_app
 from sdk.web.sample import landscape
 

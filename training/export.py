@@ -20,7 +20,7 @@ from torch import nn
 
 from sdk.errors import BadOptionError, StylePackageError
 from sdk.package import InputContract, Manifest, StylePackage, quiet_torchscript, write_package
-from sdk.registry import user_styles_dir
+from sdk.settings import user_styles_dir
 from training.config import NAME_PATTERN
 from training.generator import INPUT_MULTIPLE, TransformerNet, count_parameters
 

@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader
 
 from sdk.errors import BadOptionError, StylePackageError, TrainingError
 from sdk.package import Manifest, StylePackage, SubStyle, quiet_torchscript, read_package, write_package
-from sdk.registry import default_registry, looks_like_path, user_styles_dir
+from sdk.registry import default_registry, looks_like_path
+from sdk.settings import user_styles_dir
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
 from training.losses import PerceptualLoss, gram_matrix

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from sdk import settings
 from sdk.errors import BadOptionError, WeightsNotFoundError
 
 log = logging.getLogger(__name__)
 
-VGG_WEIGHTS_ENV = "STYLEKIT_VGG_WEIGHTS"
+VGG_WEIGHTS_ENV = settings.VGG_WEIGHTS
 LOSS_NETWORKS = ("vgg19", "vgg16", "mobilenet")
 
 # ImageNet statistics, the normalisation torchvision's VGG weights were trained with.
@@ -211,7 +212,7 @@ def _missing_weights_error(arch: str, detail: str) -> WeightsNotFoundError:
 def _load_vgg_state(
     arch: str, weights: str | os.PathLike[str] | None, download: bool
 ) -> tuple[dict[str, torch.Tensor], str]:
-    explicit = weights if weights is not None else os.environ.get(VGG_WEIGHTS_ENV) or None
+    explicit = weights if weights is not None else settings.get(VGG_WEIGHTS_ENV)
     if explicit is not None:
         path = Path(explicit).expanduser()
         origin = "--vgg-weights" if weights is not None else VGG_WEIGHTS_ENV

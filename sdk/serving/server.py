@@ -23,29 +23,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from sdk._fs import atomic_write
+from sdk import settings
 from sdk.errors import BadOptionError, ServerError, ServerUnavailableError
+from sdk.serving.state import KEY_FILE, STATE_FILE, ServerState
 
 log = logging.getLogger(__name__)
 
 REPO_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-STATE_FILE = "state.json"
-KEY_FILE = "key_file.json"
-
-
-def stylekit_home() -> Path:
-    """The user's stylekit folder (``$STYLEKIT_HOME``, default ``~/.stylekit``)."""
-    return Path(os.environ.get("STYLEKIT_HOME") or Path.home() / ".stylekit")
-
-
-def default_run_dir() -> Path:
-    return stylekit_home() / "serve"
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -76,61 +66,6 @@ def _java_regex_literal(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
-
-
-@dataclass
-class ServerState:
-    """Where a server started by :func:`start` runs; saved as ``state.json`` in its run dir."""
-
-    pid: int
-    run_dir: str
-    inference_url: str
-    management_url: str
-    metrics_url: str
-    model_store: str
-    models: list[str] = field(default_factory=list)
-    gpu: bool = False
-    started_at: float = 0.0
-
-    @property
-    def key_file(self) -> Path:
-        return Path(self.run_dir) / KEY_FILE
-
-    def tokens(self) -> dict[str, str]:
-        """The current ``inference``/``management``/``api`` keys from the server's key file."""
-        return read_key_file(self.key_file)
-
-    def save(self) -> None:
-        text = json.dumps(asdict(self), indent=2) + "\n"
-        atomic_write(Path(self.run_dir) / STATE_FILE, text.encode("utf-8"))
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike[str] | None = None) -> ServerState | None:
-        path = Path(run_dir or default_run_dir()) / STATE_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError) as exc:
-            raise ServerError(f"Unreadable server state file {path}: {exc}.") from exc
-
-
-def read_key_file(path: Path) -> dict[str, str]:
-    """``key_file.json`` -> ``{"inference": key, "management": key, "api": key}``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ServerError(f"Cannot read TorchServe key file {path}: {exc}.") from exc
-    keys: dict[str, str] = {}
-    for kind in ("inference", "management"):
-        entry = data.get(kind)
-        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-            keys[kind] = entry["key"]
-    api = data.get("API")
-    if isinstance(api, dict) and isinstance(api.get("key"), str):
-        keys["api"] = api["key"]
-    return keys
 
 
 def _session_processes(sid: int) -> list[Any]:
@@ -205,7 +140,7 @@ def start(
     (the shipped one binds loopback). Without ``gpu`` the server runs on CPU only. ``env``
     adds environment variables for the server and its workers (``STYLEKIT_MAX_PIXELS``, ...).
     """
-    run = Path(run_dir or default_run_dir()).resolve()
+    run = Path(run_dir or settings.serve_dir()).resolve()
     existing = ServerState.load(run)
     if existing is not None and session_alive(existing.pid):
         raise ServerError(
@@ -380,7 +315,7 @@ def status(run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Where the server runs, whether it answers, and its models with their worker states."""
     state = ServerState.load(run_dir)
     if state is None or not session_alive(state.pid):
-        return {"running": False, "run_dir": str(Path(run_dir or default_run_dir()))}
+        return {"running": False, "run_dir": str(Path(run_dir or settings.serve_dir()))}
     info: dict[str, Any] = {"running": True, **asdict(state), "key_file": str(state.key_file)}
     try:
         tokens = state.tokens()
