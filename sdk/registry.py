@@ -47,7 +47,7 @@ from sdk.errors import (
 )
 from sdk.package import KINDS, Kind, StylePackage, read_package
 from sdk.settings import user_styles_dir
-from sdk.wire import shown
+from sdk.wire import MAX_NAME_CHARS, shown
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,17 @@ ENTRY_POINT_GROUP = "stylekit.styles"
 PACKAGE_SUFFIXES = (".pt", ".json")
 # Lowercase words joined by dashes or underscores: safe in file names, URLs, TorchServe model
 # names and the CLI's blend syntax ("a=0.7,b=0.3").
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def check_style_name(name: object) -> str:
+    """The one rule for a style's name, wherever a style is made (registered, trained, exported)."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME_CHARS:
+        raise BadOptionError(
+            f"Invalid style name {shown(name)}: use lowercase letters, digits, '-' and '_' "
+            f"(at most {MAX_NAME_CHARS} characters, starting with a letter or digit)."
+        )
+    return name
 
 PackageLike = StylePackage | str | os.PathLike[str]
 F = TypeVar("F", bound=Callable[[], PackageLike])
@@ -85,10 +95,7 @@ class StyleSpec:
     metadata: Mapping[str, Any] = field(default_factory=_empty_metadata, hash=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise BadOptionError(
-                f"Invalid style name {self.name!r}: use lowercase letters, digits, '-' and '_'."
-            )
+        check_style_name(self.name)
         if self.kind not in KINDS:
             raise BadOptionError(
                 f"Style {self.name!r} has unknown kind {self.kind!r}; expected one of {KINDS}."

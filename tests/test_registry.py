@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,26 @@ def test_loader_kind_mismatch_and_failures_are_style_package_errors(built: Path)
 def test_invalid_names_are_rejected(name: str, built: Path) -> None:
     with pytest.raises(BadOptionError, match="Invalid style name"):
         StyleSpec(name, "feedforward", lambda: read_package(built / "negative.json"))
+
+
+NAMES = ["Upper", "has space", "dot.ted", "", "-lead", "a/b", "x" * 101, "snake_case", "ok-1"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_and_the_registry_share_one_name_rule(name: str, built: Path) -> None:
+    from training.config import TrainConfig
+
+    def accepted(make: Callable[[], object]) -> bool:
+        try:
+            make()
+            return True
+        except BadOptionError:
+            return False
+
+    package = built / "negative.json"
+    by_registry = accepted(lambda: StyleSpec(name, "feedforward", lambda: read_package(package)))
+    by_training = accepted(lambda: TrainConfig(name=name, data=built, style_image=built / "x.jpg"))
+    assert by_registry == by_training == (name in ("snake_case", "ok-1"))
 
 
 def test_spec_is_frozen_hashable_and_normalised(built: Path) -> None:

@@ -8,14 +8,13 @@ layers), because sensible magnitudes differ between VGG and MobileNet features.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdk.errors import BadOptionError
+from sdk.registry import check_style_name
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 # Options that do not change the numbers a run computes: they may differ on --resume.
@@ -79,8 +78,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        if not NAME_PATTERN.match(self.name):
-            raise BadOptionError(f"Style name {self.name!r} must be lowercase letters, digits and dashes.")
+        check_style_name(self.name)
         positive = {"batch_size": self.batch_size, "image_size": self.image_size, "lr": self.lr,
                     "checkpoint_every": self.checkpoint_every, "log_every": self.log_every}  # fmt: skip
         for key, value in positive.items():

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from sdk.errors import BadOptionError, StylePackageError
+from sdk.errors import StylePackageError
 from sdk.package import InputContract, Manifest, StylePackage, quiet_torchscript, write_package
+from sdk.registry import check_style_name
 from sdk.settings import user_styles_dir
-from training.config import NAME_PATTERN
 from training.generator import INPUT_MULTIPLE, TransformerNet, count_parameters
 
 if TYPE_CHECKING:
@@ -148,8 +148,7 @@ def export_checkpoint(
     generator = TransformerNet(ckpt["width"])
     generator.load_state_dict(ckpt["generator"])
     style_name = name or str(ckpt["config"]["name"])
-    if not NAME_PATTERN.match(style_name):
-        raise BadOptionError(f"Style name {style_name!r} must be lowercase letters, digits and dashes.")
+    check_style_name(style_name)
     target = Path(out_dir) if out_dir is not None else Path(checkpoint).resolve().parent.parent
     return export_generator(
         generator,
