@@ -85,11 +85,13 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from sdk import imaging
+    from sdk.allocator import keep_freed_memory
     from sdk.engine import Engine
 
     photo = Path(args.photo).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         style, about = _style_package(args.style, Path(tmp))
+        keep_freed_memory()  # as stylekit's entry points do (STYLEKIT_MALLOC=system opts out)
         budget = 2048 * 2048 if args.mode != "untiled" else 10**12
         device = args.device if args.mode == "channels_last" else "cpu"
         engine = Engine(device=device, half=False, pixel_budget=budget, tile=args.tile, overlap=args.overlap)

@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from sdk import imaging
+    from sdk.allocator import keep_freed_memory
     from sdk.client import StyleClient
     from sdk.engine import Engine
     from sdk.registry import default_registry
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     images = photos_at(args.size, 16)
     levels = [int(c) for c in args.clients.split(",")]
+    keep_freed_memory()  # as stylekit's entry points do (STYLEKIT_MALLOC=system opts out)
     engine = Engine(device="cpu")
 
     def local(data: bytes) -> bytes:

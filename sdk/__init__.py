@@ -40,9 +40,11 @@ _LAZY = {
     "Engine": "sdk.engine",
     "StyleClient": "sdk.client",
     "ImageLimits": "sdk.imaging",
+    "keep_freed_memory": "sdk.allocator",
 }
 
 if TYPE_CHECKING:
+    from sdk.allocator import keep_freed_memory
     from sdk.api import get_style, list_styles, stylize
     from sdk.client import StyleClient
     from sdk.engine import Engine
@@ -85,6 +87,7 @@ __all__ = [
     "WeightsNotFoundError",
     "default_registry",
     "get_style",
+    "keep_freed_memory",
     "list_styles",
     "register_style",
     "stylize",

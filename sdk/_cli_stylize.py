@@ -284,6 +284,9 @@ def run(args: argparse.Namespace) -> int:
 
         backend = StyleClient(args.server)
     else:
+        from sdk.allocator import keep_freed_memory
+
+        keep_freed_memory()  # this process only stylizes: reuse freed activations (sdk.allocator)
         engine = api.engine(args.device)  # a missing GPU is an error before any image is read
         # Resolve up front: an unknown style or a bad blend stops here, and names become canonical.
         names = list(style) if isinstance(style, Mapping) else [style]

@@ -12,9 +12,11 @@ The cost: the process keeps the memory it has used, a little more than its high-
 (blocks freed by one pass do not always fit the next pass exactly). Mixed image sizes level
 off at about 1.4x the peak seen with the system's settings (``docs/sdk.md``).
 
-:func:`keep_freed_memory` is called by :class:`sdk.engine.Engine` for CPU engines, so the CLI,
-the TorchServe handler, the web app and ``sdk.stylize`` all get it. ``STYLEKIT_MALLOC=system``
-leaves the allocator alone.
+:func:`keep_freed_memory` changes the whole process, so it is a choice made by entry points,
+never by a library constructor: ``stylekit stylize``, ``stylekit web``, ``stylekit train`` and the
+TorchServe handler's CPU workers call it; a program that embeds ``sdk`` calls
+``sdk.keep_freed_memory()`` once if it wants the speed. ``STYLEKIT_MALLOC=system`` makes the
+call do nothing.
 """
 
 from __future__ import annotations
@@ -78,4 +80,9 @@ def _apply() -> bool:
     return ok
 
 
-__all__ = ["ENV", "keep_freed_memory"]
+def in_effect() -> bool:
+    """Whether :func:`keep_freed_memory` has run in this process and its settings hold."""
+    return bool(_applied)
+
+
+__all__ = ["ENV", "in_effect", "keep_freed_memory"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ import torch
 from PIL import Image
 
 from sdk import imaging
-from sdk.allocator import keep_freed_memory
-from sdk.errors import BadOptionError, DeviceError, StylePackageError
+from sdk.devices import resolve_device
+from sdk.errors import BadOptionError, StylePackageError
 from sdk.imaging import DecodedImage, ImageInput, ImageLimits
 from sdk.package import Kind, StylePackage
 
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 
 TileFn = Callable[[torch.Tensor], torch.Tensor]
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 # --------------------------------------------------------------------------- model kinds
@@ -168,35 +166,6 @@ def _package_key(pkg: StylePackage) -> tuple[str, str]:
     return (str(pkg.root.resolve()), pkg.manifest.model_file)
 
 
-# --------------------------------------------------------------------------- devices
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda if present, else mps, else cpu; an explicit device must exist."""
-    if not isinstance(device, str) or not _DEVICE_RE.match(device.strip().lower()):
-        raise BadOptionError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.")
-    name = device.strip().lower()
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps is not None and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("mps" if mps_ok else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "mps":
-        if not mps_ok:
-            raise DeviceError("Device 'mps' was requested but Apple's Metal (MPS) backend is not available.")
-        return torch.device("mps")
-    if not torch.cuda.is_available():
-        raise DeviceError(f"Device {device!r} was requested but CUDA is not available (no GPU found).")
-    index = int(name.split(":")[1]) if ":" in name else torch.cuda.current_device()
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise DeviceError(f"Device {device!r} was requested but only {count} CUDA device(s) exist.")
-    return torch.device("cuda", index)
-
-
 # --------------------------------------------------------------------------- engine
 
 
@@ -257,10 +226,6 @@ class Engine:
         self.guide_pixels: int | None = 1024 * 1024
         self._models: dict[tuple[str, int, int, str, str], StyleModel] = {}
         self._lock = threading.Lock()
-        if self.device.type == "cpu":
-            # Activations are allocated afresh on every pass: reusing freed memory instead of
-            # page-faulting it in again makes CPU inference up to ~1.9x faster (sdk.allocator).
-            keep_freed_memory()
         log.info("stylekit engine on %s (half=%s)", self.device, half)
 
     def __repr__(self) -> str:
@@ -510,5 +475,4 @@ __all__ = [
     "MultistyleModel",
     "ResolvedStyle",
     "StyleModel",
-    "resolve_device",
 ]

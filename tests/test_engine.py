@@ -20,7 +20,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from sdk import imaging
-from sdk.engine import Engine, resolve_device
+from sdk.devices import resolve_device
+from sdk.engine import Engine
 from sdk.errors import BadOptionError, DeviceError, InvalidImageError, UnknownStyleError
 from sdk.package import InputContract, Manifest, StylePackage, SubStyle, read_package, write_package
 from sdk.registry import StyleRegistry, StyleSpec
@@ -472,10 +473,14 @@ def test_engine_settings_are_checked() -> None:
 # -- memory reuse (sdk.allocator) -----------------------------------------------------------
 
 _FAULTS_PER_PASS = """
-import resource, torch
+import resource, sys, torch
+import sdk
 from sdk import allocator
 from sdk.engine import Engine
-Engine(device="cpu")
+Engine(device="cpu")  # a library constructor: it must leave the process's allocator alone
+assert not allocator.in_effect()
+if sys.argv[1] == "keep":
+    sdk.keep_freed_memory()
 
 def faults_of_one_pass():  # three 32 MiB activations alive at once, then freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -483,13 +488,13 @@ def faults_of_one_pass():  # three 32 MiB activations alive at once, then freed
     del tensors
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-print(allocator.keep_freed_memory(), *[faults_of_one_pass() for _ in range(10)])
+print(allocator.in_effect(), *[faults_of_one_pass() for _ in range(10)])
 """
 
 
-def _faults_per_pass(env: dict[str, str]) -> tuple[bool, list[int]]:
+def _faults_per_pass(env: dict[str, str], choice: str = "keep") -> tuple[bool, list[int]]:
     out = subprocess.run(
-        [sys.executable, "-c", _FAULTS_PER_PASS],
+        [sys.executable, "-c", _FAULTS_PER_PASS, choice],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -502,11 +507,23 @@ def _faults_per_pass(env: dict[str, str]) -> tuple[bool, list[int]]:
 @pytest.mark.skipif(
     not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"), reason="glibc's mallopt only"
 )
-def test_a_cpu_engine_keeps_freed_memory_for_the_next_pass() -> None:
-    """Once the heap has grown to fit a pass (a few passes: blocks freed by one pass do not
-    always fit the next one's exactly), passes make no page faults. With STYLEKIT_MALLOC=system
-    every pass faults its 96 MiB (24576 pages) in again."""
+def test_keep_freed_memory_reuses_memory_for_the_next_pass() -> None:
+    """After ``sdk.keep_freed_memory()``, once the heap has grown to fit a pass (a few passes:
+    blocks freed by one pass do not always fit the next one's exactly), passes make no page
+    faults. An Engine alone, or STYLEKIT_MALLOC=system, leaves the allocator as it was: every
+    pass faults its 96 MiB (24576 pages) in again."""
     applied, faults = _faults_per_pass({})
     assert applied and faults[-1] < 1000 and max(faults[5:]) < 1000, faults
     applied, faults = _faults_per_pass({"STYLEKIT_MALLOC": "system"})
     assert not applied and min(faults) > 20_000, faults
+    applied, faults = _faults_per_pass({}, choice="engine-only")
+    assert not applied and min(faults) > 20_000, faults
+
+
+def test_the_stylize_command_chooses_memory_reuse(tmp_path: Path, photos: list[Path]) -> None:
+    args = ["stylize", str(photos[0]), "-s", "starry-night", "-o", str(tmp_path / "o.png")]
+    code = f"from sdk import allocator, cli\nassert cli.main({args!r}) == 0\nprint(allocator.in_effect())\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          timeout=120)  # fmt: skip
+    glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    assert done.stdout.splitlines()[-1] == str(glibc)  # after the line that names the output

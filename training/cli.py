@@ -127,6 +127,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sdk.allocator import keep_freed_memory
+
+    # Each step allocates its activations afresh: reusing freed memory instead of page-faulting
+    # it in again is ~15% more images/s on a CPU (sdk.allocator). A process-wide choice, so the
+    # entry point makes it, not the Trainer.
+    keep_freed_memory()
     if args.extend:
         return _run_extend(args)
     from training.trainer import Trainer

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader
 
+from sdk.devices import resolve_device
 from sdk.errors import BadOptionError, StylePackageError, TrainingError
 from sdk.package import Manifest, StylePackage, SubStyle, quiet_torchscript, read_package, write_package
 from sdk.registry import default_registry, looks_like_path
@@ -44,7 +45,7 @@ from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
 from training.losses import PerceptualLoss, gram_matrix
 from training.pretrained.multistyle import ConvCIN, MultiStyleNet
-from training.trainer import build_perceptual_loss, resolve_amp, resolve_device, style_thumbnail
+from training.trainer import build_perceptual_loss, resolve_amp, style_thumbnail
 
 log = logging.getLogger(__name__)
 

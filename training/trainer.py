@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader
 
 from sdk import imaging
 from sdk._fs import atomic_write
-from sdk.allocator import keep_freed_memory
-from sdk.errors import BadOptionError, DeviceError, TrainingError
+from sdk.devices import resolve_device
+from sdk.errors import BadOptionError, TrainingError
 from sdk.package import StylePackage
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
@@ -85,28 +85,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # logged losses, with "step"
     package: StylePackage | None = None  # in the run folder
     installed: StylePackage | None = None  # in $STYLEKIT_HOME/styles
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = cuda > mps > cpu; under torchrun each rank takes ``cuda:LOCAL_RANK``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise BadOptionError(f"Unknown device {name!r} (auto, cpu, cuda, cuda:N, mps).") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"Device {name!r} requested but CUDA is not available here.")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"Device {name!r} requested but MPS is not available here.")
-    return device
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -225,10 +203,6 @@ class Trainer:
             self._owns_process_group = True
         self.amp_dtype = resolve_amp(config.amp, self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        if self.device.type == "cpu":
-            # Each step allocates its activations afresh: reusing freed memory instead of
-            # page-faulting it in again is ~15% more images/s on this CPU (sdk.allocator).
-            keep_freed_memory()
 
         torch.manual_seed(config.seed)
         random.seed(config.seed)
@@ -593,5 +567,4 @@ __all__ = [
     "atomic_torch_save",
     "build_perceptual_loss",
     "load_checkpoint",
-    "resolve_device",
 ]

@@ -133,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     )
     limits = {"max_connections": args.max_connections, "header_timeout": args.header_timeout}
     if not args.server:
+        from sdk.allocator import keep_freed_memory
+
+        keep_freed_memory()  # a server process that stylizes: reuse freed activations (sdk.allocator)
         serve(create_app(settings=settings, device=args.device), args.host, args.port, **limits)
         return 0
     from sdk.client import StyleClient
