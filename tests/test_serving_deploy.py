@@ -192,3 +192,19 @@ def test_gpu_dockerfile_is_well_formed() -> None:
 @pytest.mark.parametrize("script", ["start.sh", "stop.sh"])
 def test_scripts_parse(script: str) -> None:
     subprocess.run(["bash", "-n", str(DEPLOY / script)], check=True)
+
+
+def test_building_an_archive_imports_neither_handlers_nor_training(tint_package: StylePackage,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    # Dependencies point one way: handlers and training import sdk, never the reverse.
+    model = str(tint_package.root / tint_package.manifest.model_file)
+    code = (
+        "import sys\n"
+        "from sdk.package import read_package\n"
+        "from sdk.serving.archive import build_archive\n"
+        f"build_archive(read_package({model!r}), {str(tmp_path)!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('handlers', 'training')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          timeout=300)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]"

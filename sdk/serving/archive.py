@@ -14,6 +14,7 @@ printed with the rest of the summary as JSON.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -44,9 +45,11 @@ class ArchiveInfo:
 
 
 def handler_file() -> Path:
-    import handlers
-
-    path = Path(handlers.__file__).resolve().parent / "stylize_handler.py"
+    """The handler's source file, found by file: sdk never imports ``handlers`` (it imports sdk)."""
+    spec = importlib.util.find_spec("handlers")  # finds a top-level package without running it
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    folder = Path(folders[0]).resolve() if folders else Path("handlers")
+    path = folder / "stylize_handler.py"
     if not path.is_file():
         raise StylekitError(f"The stylekit handler {path} is missing from the installed package.")
     return path
