@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -94,7 +95,7 @@ def test_folder_in_folder_out_with_json(tmp_path: Path, photos: list[Path], nega
     for record, photo in zip(records, photos[:2], strict=True):
         assert record["input"].endswith(".jpg")
         assert record["size"] == list(Image.open(photo).size)
-        assert record["seconds"] > 0
+        assert isinstance(record["seconds"], float) and math.isfinite(record["seconds"])
         with Image.open(record["output"]) as img:
             assert img.format == "WEBP"
     assert not (out / ".hidden").exists()

@@ -282,21 +282,31 @@ def test_metrics_and_scale(served: Served) -> None:
     assert "1" in json.dumps(client.scale("arbitrary", 1))
 
 
-def test_killed_worker_restarts_and_requests_succeed(served: Served, photos: list[Path]) -> None:
+def test_killed_worker_restarts_and_requests_succeed(
+    served: Served, photos: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
     client = served.client(retries=8, backoff=0.5)
     [old] = [w["pid"] for w in client.describe("multistyle26")["workers"]]
-    big = _png(_load_rgb(photos[30], (768, 768)))
+    # About 2 M pixels (the server's limit): seconds of work on a CPU, so the kill lands mid-run.
+    big = _png(_load_rgb(photos[30], (1400, 1400)))
     result: dict[str, object] = {}
 
     def in_flight() -> None:
         result["image"] = client.stylize(big, served.substyles[11])
 
-    sender = threading.Thread(target=in_flight)
-    sender.start()
-    time.sleep(0.3)
-    os.kill(old, signal.SIGKILL)  # while the request is queued or running
-    sender.join(timeout=120)
-    assert isinstance(result.get("image"), Image.Image) and result["image"].size == (768, 768)
+    since = served.log_size()
+    with caplog.at_level("INFO", logger="sdk.client"):
+        sender = threading.Thread(target=in_flight)
+        sender.start()
+        deadline = time.monotonic() + 60
+        while not served.batch_sizes(since) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert served.batch_sizes(since), "the request never reached the worker"
+        os.kill(old, signal.SIGKILL)  # the request is inside the worker now
+        sender.join(timeout=180)
+    assert isinstance(result.get("image"), Image.Image) and result["image"].size == (1400, 1400)
+    # It was lost with the worker and the client sent it again.
+    assert any("attempt 1" in r.getMessage() for r in caplog.records if r.name == "sdk.client")
     assert client.stylize(photos[31], served.substyles[11]).size == (256, 256)
     [new] = [w["pid"] for w in client.describe("multistyle26")["workers"]]
     assert new != old and psutil.pid_exists(new) and not psutil.pid_exists(old)

@@ -93,12 +93,12 @@ def tiny_config(data: Path, style: Path, out: Path, vgg: Path, **overrides: Any)
 
 @pytest.fixture(scope="module")
 def trained_run(
-    tmp_path_factory: pytest.TempPathFactory, photos: list[Path], style_images: list[Path], random_vgg19: Path
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path, style_images: list[Path], random_vgg19: Path
 ) -> tuple[TrainConfig, Any]:
     """One short run shared by the tests that need a trained checkpoint (no install: see tests)."""
     out = tmp_path_factory.mktemp("run")
     cfg = tiny_config(
-        REPO.parent / "shared" / "data" / "photos", style_images[0], out, random_vgg19,
+        data_dir / "photos", style_images[0], out, random_vgg19,
         steps=24, checkpoint_every=12, tensorboard=True,
     )  # fmt: skip
     return cfg, Trainer(cfg).fit()
