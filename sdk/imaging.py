@@ -36,6 +36,7 @@ from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageErro
 
 from sdk import settings, wire
 from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
+from sdk.formats import MIME, format_from_name, mime_type, normalise_format
 
 if TYPE_CHECKING:
     # torch is imported where tensors are made, not here: decoding and encoding (all that the
@@ -48,15 +49,6 @@ ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, BinaryIO, Image.Im
 
 # Formats decode() accepts. The JPEG opener also reads MPO, what many phone cameras write.
 DECODE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-MIME: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-_EXTENSIONS: dict[str, str] = {
-    "png": "PNG",
-    "jpg": "JPEG",
-    "jpeg": "JPEG",
-    "jpe": "JPEG",
-    "jfif": "JPEG",
-    "webp": "WEBP",
-}
 # run_tiled with a guide: tones broader than this many guide pixels (Gaussian sigma) come from
 # the guide, finer detail from the tiles. Small enough to keep the guide's own brush strokes
 # out, large enough to fix the colour shifts that per-tile normalisation causes.
@@ -787,7 +779,7 @@ def encode(img: Image.Image, format: str = "PNG", quality: int = 92) -> bytes:
     alpha channel: transparent areas are composited on white (:data:`JPEG_BACKGROUND`). PNG and
     WebP keep the alpha.
     """
-    fmt = _normalise_format(format)
+    fmt = normalise_format(format)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise BadOptionError(f"quality must be an integer from 1 to 100, not {quality!r}.")
     if fmt == "JPEG":
@@ -831,33 +823,6 @@ def _flatten_for_jpeg(img: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return img.convert("RGB")
-
-
-def _normalise_format(name: str) -> str:
-    fmt = str(name).strip().upper().lstrip(".")
-    fmt = _EXTENSIONS.get(fmt.lower(), fmt)
-    if fmt not in MIME:
-        raise BadOptionError(f"Output format {name!r} is not supported; use PNG, JPEG or WEBP.")
-    return fmt
-
-
-def format_from_name(path_or_name: str) -> str:
-    """``"x.jpg"`` -> ``"JPEG"``; a bare format or extension (``"png"``, ``"WEBP"``) works too."""
-    suffix = Path(path_or_name).suffix
-    key = suffix[1:] if suffix else path_or_name
-    fmt = _EXTENSIONS.get(key.strip().lower())
-    if fmt is None and key.strip().upper() in MIME:
-        fmt = key.strip().upper()
-    if fmt is None:
-        raise BadOptionError(
-            f"Cannot tell the image format from {path_or_name!r}; use a .png, .jpg or .webp name."
-        )
-    return fmt
-
-
-def mime_type(format: str) -> str:
-    """MIME type for an output format name (``"JPEG"`` -> ``"image/jpeg"``)."""
-    return MIME[_normalise_format(format)]
 
 
 __all__ = [

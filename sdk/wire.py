@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sdk.errors import BadOptionError
+from sdk.formats import MIME, format_from_name
 
 #: The longest side a caller may ask to scale to (``max_side``); larger images are refused by
 #: :class:`sdk.imaging.ImageLimits` anyway.
@@ -174,9 +175,6 @@ def _blend_pairs(text: str) -> dict[str, str]:
 
 def parse_format(value: object) -> str:
     """An output format: ``png``, ``jpeg``/``jpg`` or ``webp``, any case -> ``PNG``, ``JPEG``, ``WEBP``."""
-    # imaging imports this module for its checks, so its format table is looked up here, at call time.
-    from sdk.imaging import MIME, format_from_name
-
     value = _text(value)
     if not isinstance(value, str) or len(value.strip()) > 8 or "/" in value or "." in value:
         raise BadOptionError(f"format must be one of {', '.join(MIME)}, not {shown(value)}.")

@@ -26,13 +26,14 @@ from sdk import imaging
 from sdk.cli import main as stylekit_main
 from sdk.errors import InvalidImageError, TrainingError, WeightsNotFoundError
 from sdk.package import read_package
+from training.checkpoints import load_checkpoint
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, find_images
-from training.export import export_checkpoint
+from training.export import export_checkpoint, export_trained
 from training.generator import TransformerNet, count_parameters
 from training.loss_networks import VGG_WEIGHTS_ENV, VGGPerceptual, build_loss_network, vgg_layer_names
 from training.losses import gram_matrix, total_variation
-from training.trainer import Trainer, load_checkpoint
+from training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,9 @@ def trained_run(
         data_dir / "photos", style_images[0], out, random_vgg19,
         steps=24, checkpoint_every=12, tensorboard=True,
     )  # fmt: skip
-    return cfg, Trainer(cfg).fit()
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    return cfg, (result, *export_trained(trainer))
 
 
 # ----- generator ----------------------------------------------------------------------------
@@ -242,18 +245,19 @@ def test_trainer_counts_skipped_files(
     data, bad = _corrupt_folder(photos, tmp_path / "data")
     # One batch of 5 visits every file once.
     cfg = tiny_config(data, style_images[1], tmp_path / "run", random_vgg19, steps=1, batch_size=5)
-    result = Trainer(cfg).fit()
+    trainer = Trainer(cfg)
+    result = trainer.fit()
     assert result.steps == 1 and result.skipped_files == [str(p) for p in bad]
     assert load_checkpoint(cfg.checkpoint_path)["skipped_files"] == [str(p) for p in bad]
-    assert result.package is not None and result.package.manifest.training is not None
-    assert result.package.manifest.training["skipped_files"] == 2
+    package, _ = export_trained(trainer)
+    assert package.manifest.training is not None and package.manifest.training["skipped_files"] == 2
 
 
 # ----- trainer ------------------------------------------------------------------------------
 
 
 def test_losses_go_down_under_bf16_autocast(trained_run: tuple[TrainConfig, Any]) -> None:
-    cfg, result = trained_run
+    cfg, (result, _, _) = trained_run
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         assert load_checkpoint(cfg.checkpoint_path)["config"]["amp"] == "auto"  # = bf16 on this CPU
     totals = [h["total"] for h in result.history]
@@ -355,8 +359,8 @@ def test_sigterm_writes_a_checkpoint(
 def test_export_round_trips_and_stylizes(
     trained_run: tuple[TrainConfig, Any], content_images: list[Path], tmp_path: Path
 ) -> None:
-    cfg, result = trained_run
-    assert result.package is not None and result.installed is None  # the fixture ran with install=False
+    cfg, (result, package, installed) = trained_run
+    assert package is not None and installed is None  # the fixture ran with install=False
     _, installed = export_checkpoint(cfg.checkpoint_path, name="tiny-export", out_dir=tmp_path)
     assert installed is not None and installed.root == Path(os.environ["STYLEKIT_HOME"]) / "styles"
 

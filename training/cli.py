@@ -144,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         trainer.close()
     if not trainer.dist.is_main:
         return 0
+    package = installed = None
+    if not result.interrupted:
+        from training.export import export_trained
+
+        package, installed = export_trained(trainer)
     if result.interrupted:
         print(f"stopped at step {result.steps}; checkpoint {result.checkpoint} (continue with --resume)")
         return 128 + int(result.stop_signal or signal.SIGINT)
@@ -151,10 +156,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {result.steps} steps, {result.images_per_second:.2f} images/s ({losses})")
     if result.skipped_files:
         print(f"skipped {len(result.skipped_files)} unreadable image(s)")
-    if result.package is not None:
-        print(f"style package: {result.package.model_path}")
-    if result.installed is not None:
-        print(f"installed as style {result.installed.manifest.name!r} in {result.installed.root}")
+    if package is not None:
+        print(f"style package: {package.model_path}")
+    if installed is not None:
+        print(f"installed as style {installed.manifest.name!r} in {installed.root}")
     return 0
 
 

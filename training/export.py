@@ -13,7 +13,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -22,10 +22,20 @@ from sdk.errors import StylePackageError
 from sdk.package import InputContract, Manifest, StylePackage, quiet_torchscript, write_package
 from sdk.registry import check_style_name
 from sdk.settings import user_styles_dir
+from training.checkpoints import load_checkpoint
+from training.config import TrainConfig
 from training.generator import INPUT_MULTIPLE, TransformerNet, count_parameters
+from training.perceptual import PerceptualNetwork
 
-if TYPE_CHECKING:
-    from training.trainer import Trainer
+
+class Trained(Protocol):
+    """What :func:`export_trained` needs of a finished trainer (``training.trainer.Trainer``)."""
+
+    config: TrainConfig
+    generator: TransformerNet
+    network: PerceptualNetwork
+
+    def state_dict(self) -> dict[str, Any]: ...
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +127,9 @@ def _training_record(ckpt: dict[str, Any], params: int) -> dict[str, Any]:
     }
 
 
-def export_trainer(trainer: Trainer) -> tuple[StylePackage, StylePackage | None]:
-    """Export the trainer's current generator into its run folder (called at the end of ``fit``)."""
+def export_trained(trainer: Trained) -> tuple[StylePackage, StylePackage | None]:
+    """Export a trainer's generator into its run folder (and the user style folder unless
+    ``config.install`` is off): the step after ``Trainer.fit()``."""
     cfg = trainer.config
     state = trainer.state_dict()
     if not trainer.network.pretrained:
@@ -142,8 +153,6 @@ def export_checkpoint(
     install: bool = True,
 ) -> tuple[StylePackage, StylePackage | None]:
     """Export any training checkpoint (``stylekit export``); defaults come from its config."""
-    from training.trainer import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
     generator = TransformerNet(ckpt["width"])
     generator.load_state_dict(ckpt["generator"])
@@ -161,4 +170,4 @@ def export_checkpoint(
     )
 
 
-__all__ = ["VERIFY_TOLERANCE", "export_checkpoint", "export_generator", "export_trainer", "to_torchscript"]
+__all__ = ["VERIFY_TOLERANCE", "export_checkpoint", "export_generator", "export_trained", "to_torchscript"]

@@ -25,6 +25,7 @@ from torch import nn
 
 from sdk import settings
 from sdk.errors import BadOptionError, WeightsNotFoundError
+from training.perceptual import PerceptualNetwork
 
 log = logging.getLogger(__name__)
 
@@ -37,48 +38,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Convolutions per block; layer names follow the Gatys/Johnson papers (relu3_1 = block 3, conv 1).
 _VGG_BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
-
-
-class PerceptualNetwork(nn.Module):
-    """Frozen feature extractor.
-
-    ``forward(x: RGB NCHW in [0, 1]) -> dict[layer_name, Tensor]``; normalises inputs itself the
-    way its weights expect; returns only the requested layers; truncated after the deepest
-    layer in use. Stays in eval mode and never needs gradients for its own parameters.
-    """
-
-    name: str = "perceptual"
-    default_content_layers: tuple[str, ...] = ()
-    default_style_layers: tuple[str, ...] = ()
-    # (content, style, tv) weights used when the config leaves them unset; magnitudes depend on
-    # the feature scale of the network. VGG: the pytorch/examples fast_neural_style values for
-    # content and style (they match our MSE/Gram normalisation), and a TV weight that keeps
-    # the TV term around 1% of the total on photos.
-    default_loss_weights: tuple[float, float, float] = (1e5, 1e10, 1e4)
-
-    def __init__(self, layers: Sequence[str], *, pretrained: bool, weights_source: str) -> None:
-        super().__init__()
-        self.layers: tuple[str, ...] = tuple(layers)
-        self.pretrained = pretrained
-        # Where the weights came from (a path, "torchvision cache", "random-init (tests only)").
-        self.weights_source = weights_source
-
-    def freeze(self) -> None:
-        """Drop gradients of the network's own parameters and switch to eval mode for good."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-        super().train(False)
-
-    def train(self, mode: bool = True) -> PerceptualNetwork:
-        # A loss network is always in eval mode, even inside a model that is put in train mode.
-        return super().train(False)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def extract(self, x: torch.Tensor, layers: Collection[str]) -> dict[str, torch.Tensor]:
-        """Only ``layers`` (a subset of ``self.layers``); subclasses may stop early to save work."""
-        return {name: t for name, t in self(x).items() if name in layers}
 
 
 def vgg_layer_names(arch: str) -> list[str]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.loss_networks import PerceptualNetwork
+from training.perceptual import PerceptualNetwork
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

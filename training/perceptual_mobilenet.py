@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdk.errors import BadOptionError
-from training.loss_networks import PerceptualNetwork
+from training.perceptual import PerceptualNetwork
 from training.pretrained.mobilenet import (
     NUM_FEATURES,
     InvertedResidual,

@@ -1,6 +1,7 @@
 """The training loop: one style image, a folder of photos, a feed-forward generator.
 
-``Trainer(config).fit()`` trains, checkpoints, and exports a style package. What it takes care of:
+``Trainer(config).fit()`` trains and checkpoints; ``training.export.export_trained`` then
+makes the style package. What the trainer takes care of:
 
 - Adam; mixed precision (bf16 where the hardware has it, CPU included; fp16 + GradScaler on
   older GPUs); ``channels_last`` memory format; the style Grams computed once.
@@ -37,19 +38,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from sdk import imaging
-from sdk._fs import atomic_write
 from sdk.devices import resolve_device
 from sdk.errors import BadOptionError, TrainingError
-from sdk.package import StylePackage
+from training.checkpoints import CHECKPOINT_FORMAT, atomic_torch_save, load_checkpoint
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
 from training.generator import TransformerNet
-from training.loss_networks import PerceptualNetwork, build_loss_network, network_class
+from training.loss_networks import build_loss_network, network_class
 from training.losses import PatchDiscriminator, PerceptualLoss, lsgan_loss, random_patches
+from training.perceptual import PerceptualNetwork
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "stylekit.checkpoint/1"
 THUMBNAIL_SIDE = 256
 
 
@@ -83,8 +83,6 @@ class TrainResult:
     stop_signal: int | None = None  # the signal that interrupted the run
     skipped_files: list[str] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)  # logged losses, with "step"
-    package: StylePackage | None = None  # in the run folder
-    installed: StylePackage | None = None  # in $STYLEKIT_HOME/styles
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -108,24 +106,6 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16
         return None
     return torch.bfloat16 if mode == "bf16" else None  # mps: autocast only when asked
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` via a temporary file, synced, then renamed: a crash never leaves half a file."""
-    atomic_write(path, lambda fh: torch.save(obj, fh), fsync=True)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise TrainingError(f"No checkpoint at {p}.")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for a bad file
-        raise TrainingError(f"Cannot read checkpoint {p}: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"{p} is not a stylekit training checkpoint.")
-    return ckpt
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -520,10 +500,7 @@ class Trainer:
         )
         if self.skipped and main:
             log.warning("skipped %d unreadable training image(s)", len(self.skipped))
-        if main and not interrupted:
-            from training.export import export_trainer
-
-            result.package, result.installed = export_trainer(self)
+        # Exporting is the caller's step (training.export.export_trained): a trainer trains.
         return result
 
     def close(self) -> None:
@@ -564,7 +541,5 @@ __all__ = [
     "DistInfo",
     "TrainResult",
     "Trainer",
-    "atomic_torch_save",
     "build_perceptual_loss",
-    "load_checkpoint",
 ]
