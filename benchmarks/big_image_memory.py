@@ -87,6 +87,7 @@ def child(args: argparse.Namespace) -> None:
     from sdk import imaging
     from sdk.allocator import keep_freed_memory
     from sdk.engine import Engine
+    from sdk.registry import default_registry
 
     photo = Path(args.photo).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +96,7 @@ def child(args: argparse.Namespace) -> None:
         budget = 2048 * 2048 if args.mode != "untiled" else 10**12
         device = args.device if args.mode == "channels_last" else "cpu"
         engine = Engine(device=device, half=False, pixel_budget=budget, tile=args.tile, overlap=args.overlap)
-        resolved = engine.resolve(style)
+        resolved = default_registry().resolve(style)
         model = engine.load(resolved.package)
         result: dict[str, Any] = {"mode": args.mode, "style": about, "threads": torch.get_num_threads()}
         result["device"] = str(engine.device)

@@ -134,7 +134,7 @@ def main() -> int:
     keep_freed_memory()  # as stylekit's entry points do (STYLEKIT_MALLOC=system opts out)
     engine = Engine(device="cpu")
     style = args.style or next(s.name for s in default_registry().list() if s.kind == "multistyle")
-    resolved = engine.resolve(style)
+    resolved = default_registry().resolve(style)
     model = engine.load(resolved.package)
     if not isinstance(model, MultistyleModel) or resolved.weights is None:
         sys.exit(f"{style!r} is not a sub-style of a multistyle network")

@@ -42,13 +42,15 @@ from handlers.requests import StyleRequest, parse_request
 from sdk import imaging
 from sdk.allocator import keep_freed_memory
 from sdk.engine import Engine
-from sdk.errors import BadOptionError, StylekitError
-from sdk.package import StylePackage, read_package
-from sdk.registry import StyleRegistry, specs_from_package
+from sdk.errors import StylekitError
+from sdk.info import StyleInfo
+from sdk.package import ResolvedStyle, StylePackage, read_package
 
 log = logging.getLogger(__name__)
 
 WARMUP_SIDE = 64
+# One item of a batch, ready to run: its index in the batch, its request, its decoded image.
+Member = tuple[int, StyleRequest, imaging.DecodedImage]
 # What a client is told when something unforeseen fails: no detail of the server's insides.
 INTERNAL_ERROR = "Stylizing this image failed on the server."
 
@@ -66,15 +68,13 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         gpu_id = props.get("gpu_id")
         # TorchServe assigns each worker a GPU (round robin) when the server has any.
         device = f"cuda:{gpu_id}" if gpu_id is not None and torch.cuda.is_available() else "cpu"
-        # Names only: a style in a request is one of this package's names or aliases, never a file.
-        self.registry = StyleRegistry(paths=False)
-        self.specs = specs_from_package(self.package, origin=f"torchserve:{pkg.name}")
-        for spec in self.specs:
-            self.registry.register(spec)
+        # A style in a request is one of this package's names or aliases (StylePackage.resolve
+        # reads them from the manifest): never a file, and no registry is needed.
+        self.styles = StyleInfo.from_package(self.package, origin=f"torchserve:{pkg.name}")
         if device == "cpu":
             keep_freed_memory()  # a worker process that only stylizes (sdk.allocator)
         # half=None: float16 on CUDA where the manifest allows it, float32 elsewhere.
-        self.engine = Engine(device=device, half=None, registry=self.registry)
+        self.engine = Engine(device=device, half=None)
         self.half = device.startswith("cuda") and pkg.input.half
         # Decoding and encoding release the GIL: a batch's images are decoded, and its results
         # encoded, side by side on every core instead of one after the other.
@@ -83,7 +83,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         self.initialized = True
         log.info(
             "stylekit handler ready: %s (%s, %d style(s)) on %s, %d torch thread(s)",
-            pkg.name, pkg.kind, len(self.specs), device, torch.get_num_threads(),
+            pkg.name, pkg.kind, len(self.styles), device, torch.get_num_threads(),
         )  # fmt: skip
 
     def _warm_up(self) -> None:
@@ -91,28 +91,20 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         start = time.perf_counter()
         gray = np.full((WARMUP_SIDE, WARMUP_SIDE, 3), 128, dtype=np.uint8)
         style_image = gray if self.package.manifest.kind == "arbitrary" else None
-        self.engine.stylize(imaging.decode(gray), self.specs[0], style_image=style_image)
+        first = self.package.resolve(self.styles[0].name if len(self.styles) > 1 else None)
+        self.engine.stylize(imaging.decode(gray), first, style_image=style_image)
         log.info("warm-up took %.2f s", time.perf_counter() - start)
 
     def describe_handle(self) -> str:
         """The package description returned by ``GET /models/<name>?customized=true``."""
         pkg = self.package.manifest
-        styles = [
-            {
-                "name": spec.name,
-                "aliases": list(spec.aliases),
-                "description": spec.description,
-                "index": spec.index,
-            }
-            for spec in self.specs
-        ]
         return json.dumps(
             {
                 "name": pkg.name,
                 "kind": pkg.kind,
                 "version": pkg.version,
                 "description": pkg.description,
-                "styles": styles,
+                "styles": [info.to_dict() for info in self.styles],  # sdk.info.StyleInfo, as listed locally
                 "source": pkg.source,
                 "input": {"multiple": pkg.input.multiple, "style_image_size": pkg.input.style_image_size},
                 "device": str(self.engine.device),
@@ -120,15 +112,8 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
             }
         )
 
-    def _style_for(self, req: StyleRequest) -> str | dict[str, float]:
-        if req.options.style is not None:
-            return req.options.style
-        if len(self.specs) == 1:
-            return self.specs[0].name
-        names = ", ".join(spec.name for spec in self.specs)
-        raise BadOptionError(
-            f"Model {self.package.manifest.name!r} has several styles; choose one of: {names}."
-        )
+    def _style_for(self, req: StyleRequest) -> ResolvedStyle:
+        return self.package.resolve(req.options.style)
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes | str]:
         self.context = context
@@ -137,18 +122,18 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         start = time.perf_counter()
         out: list[bytes | str | None] = [None] * len(data)
         # Parse and decode each item on its own, so a bad one is answered alone...
-        groups: dict[tuple[Any, ...], list[tuple[int, StyleRequest, imaging.DecodedImage]]] = {}
+        groups: dict[tuple[Any, ...], tuple[ResolvedStyle, list[Member]]] = {}
         headers = [context.get_all_request_header(idx) for idx in range(len(data))]
         for idx, prepared in enumerate(self._codec_pool.map(self._prepare, data, headers)):
             if isinstance(prepared, StylekitError):
                 out[idx] = self._error(context, idx, prepared)
                 continue
             req, decoded, style = prepared
-            groups.setdefault(_group_key(req, style), []).append((idx, req, decoded))
+            groups.setdefault(_group_key(req, style), (style, []))[1].append((idx, req, decoded))
         # ...and run the good ones with equal options together (the engine batches equal sizes on a GPU).
         log.info("batch of %d request(s), %d option group(s)", len(data), len(groups))
-        for members in groups.values():
-            for idx, body in self._run_group(members):
+        for style, members in groups.values():
+            for idx, body in self._run_group(style, members):
                 if isinstance(body, StylekitError):
                     out[idx] = self._error(context, idx, body)
                 else:
@@ -159,7 +144,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
 
     def _prepare(
         self, item: dict[str, Any], headers: Any
-    ) -> tuple[StyleRequest, imaging.DecodedImage, str | dict[str, float]] | StylekitError:
+    ) -> tuple[StyleRequest, imaging.DecodedImage, ResolvedStyle] | StylekitError:
         try:
             req = parse_request(item, headers)
             return req, imaging.decode(req.image, self.engine.limits), self._style_for(req)
@@ -171,14 +156,14 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
             return StylekitError(INTERNAL_ERROR)
 
     def _run_group(
-        self, members: list[tuple[int, StyleRequest, imaging.DecodedImage]]
+        self, style: ResolvedStyle, members: list[Member]
     ) -> list[tuple[int, bytes | StylekitError]]:
         req = members[0][1]
         opts = req.options
         try:
             images = self.engine.stylize_batch(
                 [decoded for _, _, decoded in members],
-                self._style_for(req),
+                style,
                 style_image=req.style_image,
                 strength=opts.strength,
                 preserve_color=opts.preserve_color,
@@ -192,7 +177,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         except Exception:
             if len(members) > 1:
                 # Find the one image that breaks (e.g. out of memory) and answer the rest.
-                return [pair for member in members for pair in self._run_group([member])]
+                return [pair for member in members for pair in self._run_group(style, [member])]
             log.exception("stylizing item %d failed", members[0][0])
             return [(members[0][0], StylekitError(INTERNAL_ERROR))]
 
@@ -211,9 +196,9 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         return json.dumps(body)
 
 
-def _group_key(req: StyleRequest, style: str | dict[str, float]) -> tuple[Any, ...]:
+def _group_key(req: StyleRequest, style: ResolvedStyle) -> tuple[Any, ...]:
     """Requests with equal keys can share one ``stylize_batch`` call."""
-    style_key = json.dumps(style, sort_keys=True)
+    style_key = (style.package.manifest.model_file, style.weights)
     style_image = hashlib.sha256(req.style_image).hexdigest() if req.style_image is not None else None
     opts = req.options
     return (style_key, style_image, opts.strength, opts.preserve_color, opts.max_side, opts.format)

@@ -36,7 +36,7 @@ from sdk.errors import (
 )
 
 if TYPE_CHECKING:
-    from sdk.api import Backend
+    from sdk.api import Backend, StyleArg
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
     backend: Backend | None = None
     canonical: dict[str, str] = {}
+    local_style: StyleArg = style  # resolved once below when stylizing here
     if args.server:
         if args.device != "auto":
             raise BadOptionError("--device applies to local stylization; the server picks its own device.")
@@ -287,14 +288,15 @@ def run(args: argparse.Namespace) -> int:
         from sdk.allocator import keep_freed_memory
 
         keep_freed_memory()  # this process only stylizes: reuse freed activations (sdk.allocator)
-        engine = api.engine(args.device)  # a missing GPU is an error before any image is read
+        from sdk.registry import default_registry
+
+        api.engine(args.device)  # a missing GPU is an error before any image is read
         # Resolve up front: an unknown style or a bad blend stops here, and names become canonical.
+        registry = default_registry()
         names = list(style) if isinstance(style, Mapping) else [style]
         for name in names:
-            canonical[name] = engine.registry.get(name).name
-        if isinstance(style, Mapping):
-            engine.resolve(style)
-
+            canonical[name] = registry.get(name).name
+        local_style = registry.resolve(style)
     jobs, fmt, batch = plan(args, _style_label(style, args.style_image, canonical))
     reporter = _Reporter(len(jobs), args.json)
     failures = 0
@@ -308,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 image = api.stylize(
                     job.source,
-                    style,
+                    local_style,
                     style_image=args.style_image,
                     strength=strength,
                     preserve_color=args.preserve_color,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sdk.errors import BadOptionError
+from sdk.info import StyleInfo
+from sdk.package import ResolvedStyle
 from sdk.registry import StyleSpec, default_registry
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from sdk.imaging import ImageInput
 
 #: What ``style=`` accepts: a name or alias, a package path, a blend ``{name: weight}`` of
-#: sub-styles of one multistyle network, or a spec.
-StyleArg = str | os.PathLike[str] | Mapping[str, float] | StyleSpec
+#: sub-styles of one multistyle network, a spec, or a style already resolved.
+StyleArg = str | os.PathLike[str] | Mapping[str, float] | StyleSpec | StyleInfo | ResolvedStyle
 #: What a backend gets: the same, with a spec replaced by its name.
 RemoteStyleArg = str | os.PathLike[str] | Mapping[str, float]
 
@@ -62,7 +63,7 @@ def engine(device: str = "auto") -> Engine:
             from sdk.engine import Engine
 
             # Engine() checks the device (BadOptionError / DeviceError), so a bad one is never cached.
-            eng = _engines[device] = Engine(device=device, registry=default_registry())
+            eng = _engines[device] = Engine(device=device)
         return eng
 
 
@@ -99,16 +100,15 @@ def stylize(
             raise BadOptionError("device= applies to local stylization; a backend picks its own device.")
         return backend.stylize(
             image,
-            style.name if isinstance(style, StyleSpec) else style,
+            _remote_style(style),
             style_image=style_image,
             strength=strength,
             preserve_color=preserve_color,
             max_side=max_side,
         )
-    local_style = default_registry().get(style) if isinstance(style, os.PathLike) else style
     return engine(device).stylize(
         image,
-        local_style,
+        default_registry().resolve(style.name if isinstance(style, StyleInfo) else style),
         style_image=style_image,
         strength=strength,
         preserve_color=preserve_color,
@@ -116,65 +116,26 @@ def stylize(
     )
 
 
+def _remote_style(style: StyleArg) -> RemoteStyleArg:
+    """What a backend is sent: names (a resolved style is local: its package is on this machine)."""
+    if isinstance(style, ResolvedStyle):
+        raise BadOptionError("A resolved style is a package on this machine; name the style for a backend.")
+    return style.name if isinstance(style, (StyleSpec, StyleInfo)) else style
+
+
 # ---------------------------------------------------------------------------------------------
 # Listing
 
 
-@dataclass(frozen=True)
-class StyleInfo:
-    """What ``list_styles()`` reports about a style; ``to_dict()`` is its JSON form."""
-
-    name: str
-    kind: str
-    description: str
-    aliases: tuple[str, ...]
-    source: str  # one line: "title, artist", an attribution, the paper, or a URL
-    license: str
-    origin: str  # builtin, user:PATH, plugin:NAME, registered:...
-    package: str | None  # the network a multistyle sub-style belongs to (blendable together)
-    index: int | None  # the sub-style's row in that network
-    revision: str  # the model file's sha256, first 12 hex digits ("" when not from a package)
-
-    @classmethod
-    def from_spec(cls, spec: StyleSpec) -> StyleInfo:
-        package = spec.metadata.get("package")
-        return cls(
-            name=spec.name,
-            kind=spec.kind,
-            description=spec.description,
-            aliases=spec.aliases,
-            source=_source_text(spec.metadata.get("source")),
-            license=str(spec.metadata.get("license", "")),
-            origin=spec.origin,
-            package=str(package) if package is not None else None,
-            index=spec.index,
-            revision=str(spec.metadata.get("revision", "")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["aliases"] = list(self.aliases)
-        return data
-
-
-def _source_text(source: object) -> str:
-    if not isinstance(source, Mapping):
-        return str(source or "")
-    # A painting names its title and artist; a converted network cites its paper or weights.
-    title_artist = ", ".join(str(source[k]) for k in ("title", "artist") if source.get(k))
-    if title_artist:
-        return title_artist
-    return next((str(source[k]) for k in ("attribution", "paper", "weights", "url") if source.get(k)), "")
-
-
 def list_styles(pattern: str | None = None) -> list[StyleInfo]:
     """Every style on the default registry, optionally filtered by a glob (``"*wave*"``)."""
-    return [StyleInfo.from_spec(spec) for spec in default_registry().list(pattern)]
+    return [spec.info() for spec in default_registry().list(pattern)]
 
 
-def get_style(name: str) -> StyleSpec:
-    """The spec for a name, alias or package path; :class:`UnknownStyleError` suggests close names."""
-    return default_registry().get(name)
+def get_style(name: str) -> StyleInfo:
+    """What ``list_styles()`` says of one style, by name, alias or package path;
+    :class:`UnknownStyleError` suggests close names."""
+    return default_registry().get(name).info()
 
 
 __all__ = [

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -42,6 +42,7 @@ from sdk.errors import (
     StylePackageError,
     UnknownStyleError,
 )
+from sdk.info import StyleInfo
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,25 +61,6 @@ _ERRORS_BY_CODE: dict[str, type[StylekitError]] = {
     "style_package_error": StylePackageError,
 }
 _RETRY_STATUSES = frozenset({502, 503, 504})
-
-
-@dataclass(frozen=True)
-class RemoteStyle:
-    """A style a server offers: its name, the archive (model) serving it, and what it is."""
-
-    name: str
-    model: str
-    kind: str
-    description: str = ""
-    aliases: tuple[str, ...] = ()
-    index: int | None = None
-    source: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["aliases"] = list(self.aliases)
-        data["source"] = dict(self.source)
-        return data
 
 
 @dataclass(frozen=True)
@@ -217,7 +199,7 @@ class StyleClient:
         self.retries = retries
         self.backoff = backoff
         self._http = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=64))
-        self._catalog: dict[str, RemoteStyle] | None = None
+        self._catalog: dict[str, StyleInfo] | None = None
         self._lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -365,11 +347,12 @@ class StyleClient:
         entry["stylekit"] = custom if isinstance(custom, dict) else None
         return entry
 
-    def styles(self, refresh: bool = True) -> list[RemoteStyle]:
-        """Every style the server offers (a multistyle archive lists each sub-style)."""
+    def styles(self, refresh: bool = True) -> list[StyleInfo]:
+        """Every style the server offers (a multistyle archive lists each sub-style), described
+        as ``sdk.list_styles()`` describes local ones; ``package`` is the model serving it."""
         with self._lock:
             if self._catalog is None or refresh:
-                catalog: dict[str, RemoteStyle] = {}
+                catalog: dict[str, StyleInfo] = {}
                 for model in self.models():
                     try:
                         info = self.describe(model, retry=False).get("stylekit") or {}
@@ -378,20 +361,13 @@ class StyleClient:
                         # (scaled to 0, restarting) list the model under its own name.
                         log.info("no description of %s: %s", model, exc.message)
                         info = {}
-                    kind = str(info.get("kind", "unknown"))
+                    shared = {"kind": info.get("kind"), "source": info.get("source")}
+                    origin = f"server:{self.url}"
                     for sub in info.get("styles") or [{"name": model}]:
-                        style = RemoteStyle(
-                            name=str(sub["name"]),
-                            model=model,
-                            kind=kind,
-                            description=str(sub.get("description", "")),
-                            aliases=tuple(sub.get("aliases", ())),
-                            index=sub.get("index"),
-                            source=dict(info.get("source", {})),
-                        )
+                        style = StyleInfo.from_dict({**shared, **sub}, package=model, origin=origin)
                         catalog.setdefault(style.name.lower(), style)
                 self._catalog = catalog
-            return sorted(self._catalog.values(), key=lambda s: (s.model, s.index or 0, s.name))
+            return sorted(self._catalog.values(), key=lambda s: (s.package or "", s.index or 0, s.name))
 
     def _target(self, style: str) -> tuple[str, str]:
         """``style`` -> (model to post to, style name for the handler).
@@ -415,8 +391,8 @@ class StyleClient:
         assert self._catalog is not None
         for remote in self._catalog.values():
             if key == remote.name.lower() or key in (a.lower() for a in remote.aliases):
-                return remote.model
-        if any(remote.model.lower() == key for remote in self._catalog.values()):
+                return remote.package or remote.name
+        if any((remote.package or "").lower() == key for remote in self._catalog.values()):
             return style
         names = ", ".join(sorted(self._catalog))
         raise UnknownStyleError(f"The server at {self.url} has no style {style!r} (it has: {names}).")
@@ -424,7 +400,7 @@ class StyleClient:
     def _known(self, key: str) -> bool:
         assert self._catalog is not None
         return any(
-            key == s.name.lower() or key == s.model.lower() or key in (a.lower() for a in s.aliases)
+            key == s.name.lower() or key == (s.package or "").lower() or key in (a.lower() for a in s.aliases)
             for s in self._catalog.values()
         )
 
@@ -659,4 +635,4 @@ def _retryable(resp: httpx.Response, error: StylekitError) -> bool:
     return isinstance(error, ServerUnavailableError) or resp.status_code in _RETRY_STATUSES
 
 
-__all__ = ["BulkResult", "RemoteStyle", "StyleClient", "parse_prometheus"]
+__all__ = ["BulkResult", "StyleClient", "parse_prometheus"]

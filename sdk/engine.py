@@ -1,4 +1,4 @@
-"""The local inference engine: resolve a style, load its generator once, run it on an image.
+"""The local inference engine: load a resolved style's generator once, run it on images.
 
 :class:`Engine` picks the device (``auto`` = cuda > mps > cpu), the dtype (float16 on CUDA
 where the package allows it), caches loaded generators per (package file, device, dtype), and
@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,10 +27,7 @@ from sdk import imaging
 from sdk.devices import resolve_device
 from sdk.errors import BadOptionError, StylePackageError
 from sdk.imaging import DecodedImage, ImageInput, ImageLimits
-from sdk.package import Kind, StylePackage
-
-if TYPE_CHECKING:
-    from sdk.registry import StyleRegistry, StyleSpec
+from sdk.package import Kind, ResolvedStyle, StylePackage
 
 log = logging.getLogger(__name__)
 
@@ -141,31 +138,6 @@ _MODEL_CLASSES: dict[str, type[StyleModel]] = {
 }
 
 
-# --------------------------------------------------------------------------- style resolution
-
-
-@dataclass(frozen=True)
-class ResolvedStyle:
-    """A style choice made concrete: which package, and the weight row for multistyle."""
-
-    package: StylePackage
-    kind: Kind
-    label: str
-    weights: tuple[float, ...] | None = None  # multistyle only
-
-
-def _check_weight(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadOptionError(f"Blend weight for {name!r} must be a number >= 0, not {value!r}.")
-    if not math.isfinite(value) or value < 0:
-        raise BadOptionError(f"Blend weight for {name!r} must be a number >= 0, not {value!r}.")
-    return float(value)
-
-
-def _package_key(pkg: StylePackage) -> tuple[str, str]:
-    return (str(pkg.root.resolve()), pkg.manifest.model_file)
-
-
 # --------------------------------------------------------------------------- engine
 
 
@@ -199,7 +171,6 @@ class Engine:
         pixel_budget: int = 2048 * 2048,
         tile: int = 768,
         overlap: int = 64,
-        registry: StyleRegistry | None = None,
         limits: ImageLimits | None = None,
     ) -> None:
         self.device = resolve_device(device)
@@ -218,7 +189,6 @@ class Engine:
         self.tile = tile
         self.overlap = overlap
         self.limits = limits if limits is not None else ImageLimits.from_env()
-        self._registry = registry
         # Same-size images go through the model as one tensor batch only where that pays (GPU).
         self.batch_same_size = self.device.type != "cpu"
         # Tiled runs first stylize the whole picture at about this many pixels and take their
@@ -233,18 +203,10 @@ class Engine:
 
     # -- public API ------------------------------------------------------------------------
 
-    @property
-    def registry(self) -> StyleRegistry:
-        if self._registry is None:
-            from sdk.registry import default_registry
-
-            self._registry = default_registry()
-        return self._registry
-
     def stylize(
         self,
         image: ImageInput | DecodedImage,
-        style: str | Mapping[str, float] | StyleSpec,
+        style: ResolvedStyle,
         *,
         style_image: ImageInput | None = None,
         strength: float = 1.0,
@@ -253,10 +215,10 @@ class Engine:
     ) -> Image.Image:
         """Paint ``image`` in ``style``; returns a PIL image of the input's size (or ``max_side``).
 
-        ``style``: a registered name or alias, a package path, a :class:`StyleSpec`, or a blend
-        ``{"a": 0.7, "b": 0.3}`` of sub-styles of one multistyle network (weights are
-        normalised). ``style_image`` is required by, and only allowed for, arbitrary styles.
-        Transparency is kept. Raises :class:`~sdk.errors.StylekitError` subclasses.
+        ``style`` is resolved above the engine: ``StyleRegistry.resolve(name_or_blend)`` for
+        registered styles, ``StylePackage.resolve(...)`` within one package (``sdk.stylize``
+        does this for you). ``style_image`` is required by, and only allowed for, arbitrary
+        styles. Transparency is kept. Raises :class:`~sdk.errors.StylekitError` subclasses.
         """
         job = self._prepare(style, style_image, strength, preserve_color, max_side)
         return self._run_items(job, [self._decode(image)], batch=False)[0]
@@ -264,7 +226,7 @@ class Engine:
     def stylize_batch(
         self,
         items: Sequence[ImageInput | DecodedImage],
-        style: str | Mapping[str, float] | StyleSpec,
+        style: ResolvedStyle,
         *,
         style_image: ImageInput | None = None,
         strength: float = 1.0,
@@ -279,17 +241,6 @@ class Engine:
         job = self._prepare(style, style_image, strength, preserve_color, max_side)
         decoded = [self._decode(item) for item in items]
         return self._run_items(job, decoded, batch=self.batch_same_size)
-
-    def resolve(self, style: str | Mapping[str, float] | StyleSpec) -> ResolvedStyle:
-        """Turn a style argument into a package (and a weight row for multistyle)."""
-        if isinstance(style, Mapping):
-            return self._resolve_blend(style)
-        spec = self.registry.get(style)
-        pkg = spec.package()
-        weights = None
-        if spec.kind == "multistyle":
-            weights = self._one_hot(spec, pkg)
-        return ResolvedStyle(pkg, spec.kind, spec.name, weights)
 
     def load(self, package: StylePackage) -> StyleModel:
         """The package's generator on this engine's device and dtype (loaded once, then cached)."""
@@ -316,54 +267,12 @@ class Engine:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _resolve_blend(self, style: Mapping[str, float]) -> ResolvedStyle:
-        if not style:
-            raise BadOptionError("A style blend needs at least one style name and weight.")
-        parts = [(self.registry.get(name), _check_weight(str(name), w)) for name, w in style.items()]
-        total = sum(w for _, w in parts)
-        if total <= 0:
-            raise BadOptionError("The weights of a style blend are all zero; make at least one positive.")
-        if len(parts) == 1:
-            return self.resolve(parts[0][0])
-        for spec, _ in parts:
-            if spec.kind != "multistyle":
-                raise BadOptionError(
-                    f"Only sub-styles of one multistyle network can be blended; {spec.name!r} is {spec.kind}."
-                )
-        packages = [spec.package() for spec, _ in parts]
-        keys = {_package_key(p) for p in packages}
-        if len(keys) > 1:
-            pairs = zip(parts, packages, strict=True)
-            names = ", ".join(f"{spec.name!r} ({pkg.manifest.name})" for (spec, _), pkg in pairs)
-            raise BadOptionError(f"Blended styles must come from one multistyle network; got {names}.")
-        pkg = packages[0]
-        row = [0.0] * (max(s.index for s in pkg.manifest.styles) + 1)
-        for spec, weight in parts:
-            row[self._index(spec, pkg)] += weight / total
-        label = " + ".join(f"{w / total:.2f} {spec.name}" for spec, w in parts)
-        return ResolvedStyle(pkg, "multistyle", label, tuple(row))
-
-    @staticmethod
-    def _index(spec: StyleSpec, pkg: StylePackage) -> int:
-        index = spec.index
-        indices = {s.index for s in pkg.manifest.styles}
-        if index is None or index not in indices:
-            raise StylePackageError(
-                f"Style {spec.name!r} names no valid sub-style index of network {pkg.manifest.name!r}."
-            )
-        return index
-
-    def _one_hot(self, spec: StyleSpec, pkg: StylePackage) -> tuple[float, ...]:
-        row = [0.0] * (max(s.index for s in pkg.manifest.styles) + 1)
-        row[self._index(spec, pkg)] = 1.0
-        return tuple(row)
-
     def _decode(self, image: ImageInput | DecodedImage) -> DecodedImage:
         return image if isinstance(image, DecodedImage) else imaging.decode(image, self.limits)
 
     def _prepare(
         self,
-        style: str | Mapping[str, float] | StyleSpec,
+        resolved: ResolvedStyle,
         style_image: ImageInput | None,
         strength: float,
         preserve_color: bool,
@@ -374,7 +283,11 @@ class Engine:
             raise BadOptionError(f"preserve_color must be True or False, not {preserve_color!r}.")
         if max_side is not None:
             imaging.check_max_side(max_side)
-        resolved = self.resolve(style)
+        if not isinstance(resolved, ResolvedStyle):
+            raise BadOptionError(
+                f"The engine runs a resolved style, not {type(resolved).__name__}: use "
+                "StyleRegistry.resolve(...) or StylePackage.resolve(...), or sdk.stylize()."
+            )
         if resolved.kind == "arbitrary" and style_image is None:
             raise BadOptionError(f"Style {resolved.label!r} is arbitrary: it needs a style image.")
         if resolved.kind != "arbitrary" and style_image is not None:
@@ -473,6 +386,5 @@ __all__ = [
     "Engine",
     "FeedforwardModel",
     "MultistyleModel",
-    "ResolvedStyle",
     "StyleModel",
 ]

@@ -435,14 +435,9 @@ def resize_max_side(img: DecodedImage, max_side: int | None) -> DecodedImage:
 
 def check_max_side(max_side: Any) -> int:
     """Validate a ``max_side`` option from Python: an int from 1 to :data:`sdk.wire.MAX_SIDE`."""
-    _not_text("max_side", max_side)
+    if isinstance(max_side, (str, bytes, bytearray)):
+        raise BadOptionError(f"max_side must be a number, not the text {wire.shown(max_side)}.")
     return wire.parse_int("max_side", max_side)
-
-
-def _not_text(name: str, value: Any) -> None:
-    # Python callers pass numbers; text is the wire parsers' job (sdk.wire), not a second rule here.
-    if isinstance(value, (str, bytes, bytearray)):
-        raise BadOptionError(f"{name} must be a number, not the text {wire.shown(value)}.")
 
 
 def _resize(im: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -742,8 +737,7 @@ def blend(content_rgb: np.ndarray, stylized_rgb: np.ndarray, strength: float) ->
 
 def check_strength(strength: Any) -> float:
     """Validate a style strength from Python: a finite number in [0, 1]."""
-    _not_text("strength", strength)
-    return wire.parse_float("strength", strength)
+    return wire.check_number("strength", strength, 0.0, 1.0)
 
 
 def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:

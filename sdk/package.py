@@ -21,14 +21,15 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from sdk import wire
 from sdk._fs import atomic_write
-from sdk.errors import StylePackageError
+from sdk.errors import BadOptionError, StylePackageError, UnknownStyleError
 
 if TYPE_CHECKING:
     import torch
@@ -187,6 +188,33 @@ class StylePackage:
                     f"(sha256 {actual[:12]}..., manifest says {expected[:12]}...)."
                 )
 
+    def resolve(self, style: str | Mapping[str, float] | None = None) -> ResolvedStyle:
+        """A style of this package by its manifest alone (no registry): what a server of one
+        package needs. ``None``: the package's only style. Names and aliases are matched
+        case-insensitively and are never files; a blend maps sub-style names to weights."""
+        manifest = self.manifest
+        if manifest.kind != "multistyle":
+            own = {manifest.name.lower(): manifest.name}
+            if style is not None and (not isinstance(style, str) or style.strip().lower() not in own):
+                raise UnknownStyleError(wire.unknown_style_message(str(style), own))
+            return ResolvedStyle.of(self)
+        index: dict[str, SubStyle] = {}
+        for sub in manifest.styles:
+            index.update({alias.lower(): sub for alias in sub.aliases})
+        index.update({sub.name.lower(): sub for sub in manifest.styles})
+        if style is None:
+            names = ", ".join(sub.name for sub in manifest.styles)
+            raise BadOptionError(f"Model {manifest.name!r} has several styles; choose one of: {names}.")
+        choice = {style: 1.0} if isinstance(style, str) else dict(style)
+        names_only = {key.lower(): sub.name for key, sub in index.items()}
+        parts = []
+        for name, weight in choice.items():
+            found = index.get(name.strip().lower())
+            if found is None:
+                raise UnknownStyleError(wire.unknown_style_message(name, names_only))
+            parts.append((found.index, found.name, weight))
+        return ResolvedStyle.of(self, parts)
+
     def load_module(self, map_location: str | torch.device = "cpu", verify: bool = True) -> Any:
         """Load the TorchScript generator (verified against the manifest first)."""
         import torch
@@ -204,6 +232,54 @@ class StylePackage:
             ) from exc
         module.eval()
         return module
+
+
+@dataclass(frozen=True)
+class ResolvedStyle:
+    """A style choice made concrete: the package to run and, for a multistyle network, its
+    ``style_weights`` row. What the engine runs; made by :meth:`StylePackage.resolve` or
+    :meth:`sdk.registry.StyleRegistry.resolve`, never by the engine itself."""
+
+    package: StylePackage
+    label: str  # for messages and logs: a name, or "0.70 a + 0.30 b"
+    weights: tuple[float, ...] | None = None  # multistyle only, normalised to sum 1
+
+    @property
+    def kind(self) -> Kind:
+        return self.package.manifest.kind
+
+    @classmethod
+    def of(cls, package: StylePackage, parts: Sequence[tuple[int | None, str, object]] = (),
+           label: str | None = None) -> ResolvedStyle:  # fmt: skip
+        """``package`` as a whole (feedforward, arbitrary), or a blend of its sub-styles:
+        ``parts`` are (index, name, weight), weights finite and >= 0, normalised here."""
+        manifest = package.manifest
+        if manifest.kind != "multistyle":
+            if len(parts) > 1:
+                raise BadOptionError(f"Only sub-styles of one multistyle network can be blended; "
+                                     f"{manifest.name!r} is {manifest.kind}.")  # fmt: skip
+            return cls(package, label or manifest.name)
+        if not parts:
+            raise BadOptionError("A style blend needs at least one style name and weight.")
+        weights = [
+            (index, name, wire.check_number(f"The weight of {wire.shown(name)}", w, 0.0, wire.MAX_WEIGHT))
+            for index, name, w in parts
+        ]
+        total = sum(w for _, _, w in weights)
+        if total <= 0:
+            raise BadOptionError("The weights of a style blend are all zero; make at least one positive.")
+        valid = {s.index for s in manifest.styles}
+        row = [0.0] * (max(valid) + 1)
+        for index, name, weight in weights:
+            if index is None or index not in valid:
+                raise StylePackageError(
+                    f"Style {name!r} names no valid sub-style index of network {manifest.name!r}."
+                )
+            row[index] += weight / total
+        if label is None:
+            mix = " + ".join(f"{w / total:.2f} {n}" for _, n, w in weights)
+            label = weights[0][1] if len(weights) == 1 else mix
+        return cls(package, label, tuple(row))
 
 
 def read_package(path: str | os.PathLike[str]) -> StylePackage:

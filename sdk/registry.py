@@ -24,7 +24,6 @@ without being registered.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import logging
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
+from sdk import wire
 from sdk.errors import (
     BadOptionError,
     DuplicateStyleError,
@@ -45,9 +45,10 @@ from sdk.errors import (
     StylePackageError,
     UnknownStyleError,
 )
-from sdk.package import KINDS, Kind, StylePackage, read_package
+from sdk.info import StyleInfo, source_text
+from sdk.package import KINDS, Kind, ResolvedStyle, StylePackage, read_package
 from sdk.settings import user_styles_dir
-from sdk.wire import MAX_NAME_CHARS, shown
+from sdk.wire import MAX_NAME_CHARS, shown, unknown_style_message
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,22 @@ class StyleSpec:
         """Row in the network's ``style_weights`` for a multistyle sub-style, else None."""
         value = self.metadata.get("index")
         return int(value) if value is not None else None
+
+    def info(self) -> StyleInfo:
+        """What ``sdk.list_styles()`` reports about this style (no package is loaded)."""
+        package = self.metadata.get("package")
+        return StyleInfo(
+            name=self.name,
+            kind=self.kind,
+            description=self.description,
+            aliases=self.aliases,
+            source=source_text(self.metadata.get("source")),
+            license=str(self.metadata.get("license", "")),
+            origin=self.origin,
+            package=str(package) if package is not None else None,
+            index=self.index,
+            revision=str(self.metadata.get("revision", "")),
+        )
 
     def package(self) -> StylePackage:
         """Call the loader; a package of another kind than the spec says is an error."""
@@ -222,23 +239,6 @@ def _signature(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
-
-
-def unknown_style_message(style: str, index: Mapping[str, str], listed_by: str = "'stylekit styles'") -> str:
-    """One sentence for a name that ``index`` (lowercased name or alias -> name) does not know.
-
-    It depends on the name and the index alone, never on the file system, so it says the same
-    whether or not a file of that name exists. ``listed_by`` says where the names are listed.
-    """
-    names_count = len(set(index.values()))
-    if not names_count:
-        return f"Unknown style {shown(style)}: no styles are installed."
-    close = difflib.get_close_matches(style.strip().lower()[:200], list(index), n=5, cutoff=0.6)
-    names = list(dict.fromkeys(index[c] for c in close))[:3]
-    if names:
-        hint = " or ".join(repr(n) for n in names)
-        return f"Unknown style {shown(style)}. Did you mean {hint}? ({listed_by} lists them all.)"
-    return f"Unknown style {shown(style)}; {listed_by} lists the {names_count} available styles."
 
 
 def _builtin_dir() -> Path:
@@ -546,6 +546,36 @@ class StyleRegistry:
             raise BadOptionError(f"A style is a name or a package path, not {type(style).__name__}.")
         return self.lookup(style)
 
+    def resolve(self, style: str | os.PathLike[str] | StyleSpec | Mapping[str, float] | ResolvedStyle
+                ) -> ResolvedStyle:  # fmt: skip
+        """A style choice -> the package to run and its weight row (what :class:`~sdk.engine.Engine` runs).
+
+        ``style``: what :meth:`get` takes, or a blend ``{name: weight}`` of sub-styles of one
+        multistyle network (weights finite, >= 0, normalised). An unknown name raises
+        :class:`UnknownStyleError`; a blend across networks or kinds :class:`BadOptionError`.
+        """
+        if isinstance(style, ResolvedStyle):
+            return style
+        if not isinstance(style, Mapping):
+            spec = self.get(style)
+            return _resolved(spec, [(spec, 1.0)])
+        if not style:
+            raise BadOptionError("A style blend needs at least one style name and weight.")
+        parts = [(self.get(name), weight) for name, weight in style.items()]
+        if len(parts) == 1:
+            return _resolved(parts[0][0], parts)
+        for spec, _ in parts:
+            if spec.kind != "multistyle":
+                raise BadOptionError(
+                    f"Only sub-styles of one multistyle network can be blended; {spec.name!r} is {spec.kind}."
+                )
+        packages = [spec.package() for spec, _ in parts]
+        if len({(str(p.root.resolve()), p.manifest.model_file) for p in packages}) > 1:
+            pairs = zip(parts, packages, strict=True)
+            names = ", ".join(f"{spec.name!r} ({pkg.manifest.name})" for (spec, _), pkg in pairs)
+            raise BadOptionError(f"Blended styles must come from one multistyle network; got {names}.")
+        return ResolvedStyle.of(packages[0], [(spec.index, spec.name, w) for spec, w in parts])
+
     def lookup(self, name: str) -> StyleSpec:
         """A spec by registered name or alias (case-insensitive) only: never a file.
 
@@ -603,6 +633,15 @@ class StyleRegistry:
 
 _default: StyleRegistry | None = None
 _default_lock = threading.Lock()
+
+
+def _resolved(spec: StyleSpec, parts: list[tuple[StyleSpec, float]]) -> ResolvedStyle:
+    """One spec (with its weight, checked even when it is the only one) as a resolved style."""
+    package = spec.package()
+    if spec.kind != "multistyle":
+        wire.check_number(f"The weight of {shown(spec.name)}", parts[0][1], 0.0, wire.MAX_WEIGHT)
+        return ResolvedStyle.of(package, label=spec.name)
+    return ResolvedStyle.of(package, [(spec.index, spec.name, w) for spec, w in parts])
 
 
 def default_registry() -> StyleRegistry:

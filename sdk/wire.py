@@ -21,6 +21,7 @@ comes back whole.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import re
@@ -92,6 +93,13 @@ def parse_float(name: str, value: object, low: float = 0.0, high: float = 1.0) -
     if number is None or not math.isfinite(number) or not low <= number <= high:
         raise BadOptionError(f"{name} must be a number from {low:g} to {high:g}, not {shown(value)}.")
     return number
+
+
+def check_number(name: str, value: object, low: float, high: float) -> float:
+    """A number from Python code (not text: that is what the parsers above are for) in a range."""
+    if isinstance(value, (str, bytes, bytearray)):
+        raise BadOptionError(f"{name} must be a number, not the text {shown(value)}.")
+    return parse_float(name, value, low, high)
 
 
 def parse_flag(name: str, value: object) -> bool:
@@ -233,6 +241,23 @@ def arg_type(parse: Callable[..., T], name: str, *bounds: Any) -> Callable[[str]
     return convert
 
 
+def unknown_style_message(style: str, index: Mapping[str, str], listed_by: str = "'stylekit styles'") -> str:
+    """One sentence for a name that ``index`` (lowercased name or alias -> name) does not know.
+
+    It depends on the name and the index alone, never on the file system, so it says the same
+    whether or not a file of that name exists. ``listed_by`` says where the names are listed.
+    """
+    names_count = len(set(index.values()))
+    if not names_count:
+        return f"Unknown style {shown(style)}: no styles are installed."
+    close = difflib.get_close_matches(style.strip().lower()[:200], list(index), n=5, cutoff=0.6)
+    names = list(dict.fromkeys(index[c] for c in close))[:3]
+    if names:
+        hint = " or ".join(repr(n) for n in names)
+        return f"Unknown style {shown(style)}. Did you mean {hint}? ({listed_by} lists them all.)"
+    return f"Unknown style {shown(style)}; {listed_by} lists the {names_count} available styles."
+
+
 def encode_style(style: StyleChoice) -> str:
     """The one wire form of a style: its name, or a blend as a JSON object (both read by parse_style)."""
     return style if isinstance(style, str) else json.dumps(style, allow_nan=False)
@@ -246,6 +271,7 @@ __all__ = [
     "StyleChoice",
     "StyleOptions",
     "arg_type",
+    "check_number",
     "encode_style",
     "parse_blend",
     "parse_flag",
@@ -256,4 +282,5 @@ __all__ = [
     "parse_options",
     "parse_style",
     "shown",
+    "unknown_style_message",
 ]

@@ -151,15 +151,27 @@ def test_engines_are_cached_per_device() -> None:
     assert api.engine("cpu") is not api.engine("auto")
 
 
+class _ByName:
+    """A backend as StyleClient is one: it takes styles by name (here it stylizes locally)."""
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+
+    def stylize(self, image: object, style: object, **options: object) -> Image.Image:
+        self.calls.append(style)
+        resolved = sdk.default_registry().resolve(style)  # type: ignore[arg-type]
+        return Engine(device="cpu").stylize(image, resolved, **options)  # type: ignore[arg-type]
+
+
 def test_backend_receives_the_call(photos: list[Path], multistyle: list[str]) -> None:
-    """An Engine is itself a Backend; remote use goes through the same protocol (StyleClient)."""
-    backend = Engine(device="cpu")
+    """Remote use goes through one protocol (StyleClient implements it); a spec is sent by name."""
+    backend = _ByName()
     assert isinstance(backend, Backend)
     assert isinstance(StyleClient("http://127.0.0.1:9"), Backend)
     spec = sdk.get_style(multistyle[2])
     remote = sdk.stylize(photos[0], style=spec, strength=0.5, backend=backend)
     local = sdk.stylize(photos[0], style=multistyle[2], strength=0.5)
-    assert np.array_equal(rgb(remote), rgb(local))
+    assert np.array_equal(rgb(remote), rgb(local)) and backend.calls == [multistyle[2]]
     with pytest.raises(BadOptionError, match="backend picks its own device"):
         sdk.stylize(photos[0], style=spec, device="cpu", backend=backend)
 
@@ -177,3 +189,9 @@ def test_list_styles_records(multistyle: list[str]) -> None:
     assert data[0]["name"] == infos[0].name and isinstance(data[0]["aliases"], list)
     assert [i.name for i in sdk.list_styles(multistyle[3])] == [multistyle[3]]
     assert sdk.list_styles("no-such-*") == []
+
+
+def test_a_style_info_survives_its_json_form(multistyle: list[str]) -> None:
+    for info in sdk.list_styles():
+        assert StyleInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+    assert sdk.get_style(multistyle[0]) == next(i for i in sdk.list_styles() if i.name == multistyle[0])

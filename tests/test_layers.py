@@ -69,3 +69,12 @@ def test_sdk_never_imports_handlers_or_training(module: str) -> None:
 def test_the_client_never_imports_the_server_side() -> None:
     server_side = ("sdk.serving.server", "sdk.serving.archive", "sdk.engine")
     assert not {m for m in _reachable("sdk.client") if m.startswith(server_side)}
+
+
+def test_the_engine_does_not_import_the_registry() -> None:
+    # The engine runs a resolved style; names are resolved above it.
+    assert "sdk.registry" not in _reachable("sdk.engine")
+
+
+def test_the_handler_serves_its_package_without_a_registry() -> None:
+    assert "sdk.registry" not in _reachable("handlers.stylize_handler")

@@ -79,10 +79,10 @@ def test_builtin_names_resolve_without_loading_plugins(installed: None, tmp_path
 
 
 def test_plugin_style_stylizes(installed: None, tmp_path: Path, photos: list[Path]) -> None:
-    engine = Engine(device="cpu", registry=plugin_registry(tmp_path))
-    result = engine.stylize(photos[0], "fixture-negative")
+    registry = plugin_registry(tmp_path)
+    result = Engine(device="cpu").stylize(photos[0], registry.resolve("fixture-negative"))
     assert_negative(np.asarray(result), photos[0])
-    pkg = engine.registry.get("fixture-negative").package()
+    pkg = registry.get("fixture-negative").package()
     assert pkg.model_path.is_file() and pkg.manifest.kind == "feedforward"
 
 

@@ -60,8 +60,16 @@ def test_styles_lists_every_substyle_and_the_arbitrary_model(served: Served) -> 
     assert client.health() == {"status": "Healthy"}
     styles = {s.name: s for s in client.styles()}
     assert set(served.substyles) <= set(styles)
-    assert {styles[name].model for name in served.substyles} == {"multistyle26"}
+    assert {styles[name].package for name in served.substyles} == {"multistyle26"}
     assert styles["arbitrary"].kind == "arbitrary"
+    # One StyleInfo everywhere: the server lists its styles as the local registry does.
+    local = {i.name: i for i in sdk.list_styles()}
+    for name in [*served.substyles, "arbitrary"]:
+        remote, here = styles[name], local[name]
+        assert (remote.kind, remote.description, remote.aliases, remote.index) == (
+            here.kind, here.description, here.aliases, here.index)  # fmt: skip
+        assert (remote.source, remote.license, remote.revision) == (here.source, here.license, here.revision)
+        assert remote.origin == f"server:{served.state.inference_url}"
     described = client.describe("multistyle26")
     assert described["stylekit"]["kind"] == "multistyle"
     assert len(described["stylekit"]["styles"]) == len(served.substyles) == 26

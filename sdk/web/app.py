@@ -63,7 +63,8 @@ from sdk.errors import (
     UnsupportedMediaTypeError,
     UploadTimeoutError,
 )
-from sdk.registry import unknown_style_message
+from sdk.info import StyleInfo
+from sdk.registry import default_registry
 from sdk.web.guard import INTERNAL_ERROR, LOOPBACK_HOSTS, Guard
 from sdk.web.sample import landscape
 
@@ -83,7 +84,7 @@ T = TypeVar("T")
 class ListsStyles(Protocol):
     """A backend that can say which styles it serves (``sdk.client.StyleClient`` does)."""
 
-    def styles(self, refresh: bool = True) -> Any: ...
+    def styles(self, refresh: bool = True) -> list[StyleInfo]: ...
 
 
 @runtime_checkable
@@ -146,11 +147,18 @@ _KINDS: dict[str, StyleKind] = {
 
 
 class StyleOut(BaseModel):
+    """``sdk.info.StyleInfo`` as the page gets it: every field but ``origin`` (which can name a
+    file on the server), plus where to find the style's thumbnail."""
+
     name: str = Field(description="name to pass as `style`")
     kind: StyleKind
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
+    source: str = ""
     license: str | None = None
+    package: str | None = Field(default=None, description="the package or model the style comes from")
+    index: int | None = None
+    revision: str = ""
     blend_group: str | None = Field(
         default=None, description="styles with the same group can be blended (`a=0.7,b=0.3`)"
     )
@@ -396,8 +404,9 @@ class _State:
         """
         if self.backend is None:
             decoded = imaging.decode(photo, self.limits)
+            # Names here are canonical (resolve() below): the registry resolves names, never files.
             image = api.engine(self.device).stylize(
-                decoded, style, style_image=painting, strength=strength,
+                decoded, default_registry().resolve(style), style_image=painting, strength=strength,
                 preserve_color=preserve_color, max_side=max_side,
             )  # fmt: skip
             return imaging.encode(image, fmt)
@@ -457,7 +466,7 @@ class _State:
     def styles(self, refresh: bool = True) -> list[StyleOut]:
         """What the backend serves; ``refresh=False`` lets a style server's client answer from its cache."""
         if self.remote and isinstance(self.backend, ListsStyles):
-            items: Iterable[Any] = self.backend.styles(refresh=refresh)
+            items: Iterable[StyleInfo] = self.backend.styles(refresh=refresh)
         else:
             items = api.list_styles()
         return [_style_out(item) for item in items]
@@ -477,7 +486,7 @@ class _State:
             index = _name_index(listing)
         for name in names:
             if name.lower() not in index:
-                raise UnknownStyleError(unknown_style_message(name, index, "GET /api/styles"))
+                raise UnknownStyleError(wire.unknown_style_message(name, index, "GET /api/styles"))
         if isinstance(style, str):
             return index[style.lower()], listing
         return {index[n.lower()]: w for n, w in style.items()}, listing
@@ -493,25 +502,20 @@ def _name_index(listing: Iterable[StyleOut]) -> dict[str, str]:
     return index
 
 
-def _style_out(item: Any) -> StyleOut:
-    """A style as ``sdk.api.StyleInfo`` or the style server describes it (object or mapping)."""
-
-    def get(key: str) -> Any:
-        return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
-
-    name, kind = str(get("name")), _KINDS.get(str(get("kind")), "unknown")
-    revision = str(get("revision") or "")
-    source = get("source")
-    source = source if isinstance(source, Mapping) else {}
+def _style_out(info: StyleInfo) -> StyleOut:
+    query = f"?v={info.revision}" if info.revision else ""
     return StyleOut(
-        name=name,
-        kind=kind,
-        description=str(get("description") or ""),
-        aliases=list(get("aliases") or ()),
-        license=get("license") or source.get("license") or None,
-        # Sub-styles of one network blend; a server names the network by its model (archive).
-        blend_group=(get("package") or get("model")) if kind == "multistyle" else None,
-        thumbnail_url=f"/api/styles/{name}/thumbnail" + (f"?v={revision}" if revision else ""),
+        name=info.name,
+        kind=_KINDS.get(info.kind, "unknown"),
+        description=info.description,
+        aliases=list(info.aliases),
+        source=info.source,
+        license=info.license or None,
+        package=info.package,
+        index=info.index,
+        revision=info.revision,
+        blend_group=info.blend_group,
+        thumbnail_url=f"/api/styles/{info.name}/thumbnail{query}",
     )
 
 
