@@ -2,9 +2,9 @@
 
 TorchServe hands a handler one dict per request: ``body`` for a raw or JSON body (JSON arrives
 decoded), one key per multipart form field; headers come separately. This module turns that
-into a :class:`StyleRequest` or raises the ``StylekitError`` (4xx) that the handler reports for
-that item alone. It lives outside the handler file because TorchServe wants exactly one class
-in the handler module.
+into an :class:`Item` (the photo and a checked :class:`sdk.wire.StyleRequest`) or raises the
+``StylekitError`` (4xx) that the handler reports for that item alone. It lives outside the
+handler file because TorchServe wants exactly one class in the handler module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdk.errors import BadOptionError, InvalidImageError
-from sdk.wire import OPTION_FIELDS, StyleOptions, parse_options
+from sdk.wire import OPTION_FIELDS, StyleRequest, parse_options
 
 HEADER_PREFIX = "x-stylekit-"
 IMAGE_FIELDS = ("image", "data", "file")
@@ -25,10 +25,11 @@ MAX_HEADER_VALUE = 4096
 
 
 @dataclass(frozen=True)
-class StyleRequest:
+class Item:
+    """One request of a TorchServe batch: the photo's bytes and the checked request."""
+
     image: bytes
-    options: StyleOptions
-    style_image: bytes | None = None
+    request: StyleRequest
 
 
 def _as_bytes(value: Any, what: str) -> bytes:
@@ -42,7 +43,7 @@ def _as_bytes(value: Any, what: str) -> bytes:
     raise InvalidImageError(f"The {what} must be image bytes or a base64 string, not {type(value).__name__}.")
 
 
-def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> StyleRequest:
+def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> Item:
     """One TorchServe request (its parameters and headers) -> image bytes and options."""
     fields: dict[str, Any] = {}
     # Headers first: body and form fields given explicitly win over them.
@@ -67,12 +68,10 @@ def parse_request(item: Mapping[str, Any], headers: Mapping[str, Any]) -> StyleR
     image = next((fields[name] for name in IMAGE_FIELDS if fields.get(name) is not None), None)
     if image is None:
         raise InvalidImageError("The request has no image (raw body, form field 'image' or JSON 'image').")
-    style_image = fields.get("style_image")
-    return StyleRequest(
-        image=_as_bytes(image, "image"),
-        options=parse_options(fields, ignore=(*IMAGE_FIELDS, "style_image")),
-        style_image=None if style_image is None else _as_bytes(style_image, "style image"),
-    )
+    painting = fields.get("style_image")
+    style_image = None if painting is None else _as_bytes(painting, "style image")
+    request = parse_options(fields, ignore=(*IMAGE_FIELDS, "style_image"), style_image=style_image)
+    return Item(image=_as_bytes(image, "image"), request=request)
 
 
-__all__ = ["HEADER_PREFIX", "IMAGE_FIELDS", "OPTION_FIELDS", "StyleRequest", "parse_request"]
+__all__ = ["HEADER_PREFIX", "IMAGE_FIELDS", "OPTION_FIELDS", "Item", "parse_request"]

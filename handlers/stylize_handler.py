@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from handlers.requests import StyleRequest, parse_request
+from handlers.requests import Item, parse_request
 from sdk import imaging
 from sdk.allocator import keep_freed_memory
 from sdk.engine import Engine
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_SIDE = 64
 # One item of a batch, ready to run: its index in the batch, its request, its decoded image.
-Member = tuple[int, StyleRequest, imaging.DecodedImage]
+Member = tuple[int, Item, imaging.DecodedImage]
 # What a client is told when something unforeseen fails: no detail of the server's insides.
 INTERNAL_ERROR = "Stylizing this image failed on the server."
 
@@ -112,8 +112,8 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
             }
         )
 
-    def _style_for(self, req: StyleRequest) -> ResolvedStyle:
-        return self.package.resolve(req.options.style)
+    def _style_for(self, item: Item) -> ResolvedStyle:
+        return self.package.resolve(item.request.style)
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes | str]:
         self.context = context
@@ -137,14 +137,14 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
                 if isinstance(body, StylekitError):
                     out[idx] = self._error(context, idx, body)
                 else:
-                    context.set_response_content_type(idx, imaging.MIME[members[0][1].options.format])
+                    context.set_response_content_type(idx, imaging.MIME[members[0][1].request.format])
                     out[idx] = body
         context.metrics.add_time("HandlerTime", round((time.perf_counter() - start) * 1000, 2), None, "ms")
         return [body if body is not None else "" for body in out]
 
     def _prepare(
         self, item: dict[str, Any], headers: Any
-    ) -> tuple[StyleRequest, imaging.DecodedImage, ResolvedStyle] | StylekitError:
+    ) -> tuple[Item, imaging.DecodedImage, ResolvedStyle] | StylekitError:
         try:
             req = parse_request(item, headers)
             return req, imaging.decode(req.image, self.engine.limits), self._style_for(req)
@@ -158,18 +158,10 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
     def _run_group(
         self, style: ResolvedStyle, members: list[Member]
     ) -> list[tuple[int, bytes | StylekitError]]:
-        req = members[0][1]
-        opts = req.options
+        request = members[0][1].request  # equal for the whole group (_group_key)
         try:
-            images = self.engine.stylize_batch(
-                [decoded for _, _, decoded in members],
-                style,
-                style_image=req.style_image,
-                strength=opts.strength,
-                preserve_color=opts.preserve_color,
-                max_side=opts.max_side,
-            )
-            encoded = self._codec_pool.map(imaging.encode, images, [opts.format] * len(images))
+            images = self.engine.run_batch([decoded for _, _, decoded in members], style, request)
+            encoded = self._codec_pool.map(imaging.encode, images, [request.format] * len(images))
             return [(idx, body) for (idx, _, _), body in zip(members, encoded, strict=True)]
         except StylekitError as exc:
             # Options are shared by the group, so an option error is every member's error.
@@ -196,9 +188,10 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         return json.dumps(body)
 
 
-def _group_key(req: StyleRequest, style: ResolvedStyle) -> tuple[Any, ...]:
-    """Requests with equal keys can share one ``stylize_batch`` call."""
-    style_key = (style.package.manifest.model_file, style.weights)
-    style_image = hashlib.sha256(req.style_image).hexdigest() if req.style_image is not None else None
-    opts = req.options
-    return (style_key, style_image, opts.strength, opts.preserve_color, opts.max_side, opts.format)
+def _group_key(item: Item, style: ResolvedStyle) -> tuple[Any, ...]:
+    """Requests with equal keys can share one ``run_batch`` call."""
+    req = item.request
+    painting = req.style_image
+    style_image = hashlib.sha256(painting).hexdigest() if isinstance(painting, bytes) else None
+    return (style.package.manifest.model_file, style.weights, style_image, req.strength, req.preserve_color,
+            req.max_side, req.format)  # fmt: skip

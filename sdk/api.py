@@ -17,6 +17,7 @@ from sdk.errors import BadOptionError
 from sdk.info import StyleInfo
 from sdk.package import ResolvedStyle
 from sdk.registry import StyleSpec, default_registry
+from sdk.wire import StyleRequest
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -88,13 +89,9 @@ def stylize(
     there instead. Options are checked before any work; every user error raises a
     :class:`~sdk.errors.StylekitError` subclass.
     """
-    from sdk import imaging
-
-    strength = imaging.check_strength(strength)
-    if max_side is not None:
-        imaging.check_max_side(max_side)
-    if not isinstance(preserve_color, bool):
-        raise BadOptionError(f"preserve_color must be True or False, not {preserve_color!r}.")
+    # The Python edge: options are checked once, here, by making the request.
+    request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
+                           style_image=style_image)  # fmt: skip
     if backend is not None:
         if device != "auto":
             raise BadOptionError("device= applies to local stylization; a backend picks its own device.")
@@ -102,18 +99,12 @@ def stylize(
             image,
             _remote_style(style),
             style_image=style_image,
-            strength=strength,
-            preserve_color=preserve_color,
-            max_side=max_side,
+            strength=request.strength,
+            preserve_color=request.preserve_color,
+            max_side=request.max_side,
         )
-    return engine(device).stylize(
-        image,
-        default_registry().resolve(style.name if isinstance(style, StyleInfo) else style),
-        style_image=style_image,
-        strength=strength,
-        preserve_color=preserve_color,
-        max_side=max_side,
-    )
+    resolved = default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
+    return engine(device).run(image, resolved, request)
 
 
 def _remote_style(style: StyleArg) -> RemoteStyleArg:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -481,40 +481,40 @@ class StyleClient:
         format: str = "PNG",
     ) -> bytes:
         """Like :meth:`stylize`, but return the encoded image the server sent (``format``)."""
-        from sdk import imaging
-
-        fmt = imaging.format_from_name(format)
         if isinstance(style, os.PathLike) or (isinstance(style, str) and style.endswith((".pt", ".json"))):
             raise BadOptionError(
                 "A server serves its own archives; name one of its styles, not a package file."
             )
-        if isinstance(style, Mapping):
-            targets = [self._target(str(name)) for name in style]
-            models = {model for model, _ in targets}
+        choice = dict(style) if isinstance(style, Mapping) else style
+        request = wire.StyleRequest(style=choice, strength=strength, preserve_color=preserve_color,
+                                    max_side=max_side, format=format, style_image=style_image)  # fmt: skip
+        return self.send(image, request)
+
+    def send(self, image: ImageInput, request: wire.StyleRequest) -> bytes:
+        """Send one checked request (its wire form, ``StyleRequest.to_fields``); the encoded
+        image the server answered with, in ``request.format``."""
+        style = request.style
+        if style is None:
+            raise BadOptionError("Name a style: a server serves several.")
+        if isinstance(style, str):
+            model, name = self._target(style)
+            routed: wire.StyleChoice = name
+        else:
+            targets = [self._target(str(n)) for n in style]
+            models = {m for m, _ in targets}
             if len(models) != 1:
                 raise BadOptionError(
                     "A blend needs sub-styles of one network; these are served by "
                     f"different models ({', '.join(sorted(models))})."
                 )
             model = models.pop()
-            blend = {name: float(weight) for (_, name), weight in zip(targets, style.values(), strict=True)}
-            style_field = wire.encode_style(blend)
-        else:
-            model, style_field = self._target(style)
-        data = {
-            "style": style_field,
-            "strength": repr(float(strength)),
-            "preserve_color": "true" if preserve_color else "false",
-            "format": fmt,
-        }
-        if max_side is not None:
-            data["max_side"] = str(int(max_side))
+            routed = {n: w for (_, n), w in zip(targets, style.values(), strict=True)}
         files = {"image": _upload(image, "image")}
-        if style_image is not None:
-            files["style_image"] = _upload(style_image, "style_image")
-        resp = self._request(
-            "POST", f"{self.url}/predictions/{quote(model, safe='')}", data=data, files=files
-        )
+        if request.style_image is not None:
+            files["style_image"] = _upload(request.style_image, "style_image")
+        fields = replace(request, style=routed).to_fields()
+        url = f"{self.url}/predictions/{quote(model, safe='')}"
+        resp = self._request("POST", url, data=fields, files=files)
         return resp.content
 
     def stylize_many(

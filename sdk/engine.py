@@ -28,6 +28,7 @@ from sdk.devices import resolve_device
 from sdk.errors import BadOptionError, StylePackageError
 from sdk.imaging import DecodedImage, ImageInput, ImageLimits
 from sdk.package import Kind, ResolvedStyle, StylePackage
+from sdk.wire import StyleRequest
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +219,29 @@ class Engine:
         ``style`` is resolved above the engine: ``StyleRegistry.resolve(name_or_blend)`` for
         registered styles, ``StylePackage.resolve(...)`` within one package (``sdk.stylize``
         does this for you). ``style_image`` is required by, and only allowed for, arbitrary
-        styles. Transparency is kept. Raises :class:`~sdk.errors.StylekitError` subclasses.
+        styles. Transparency is kept. The options are checked here, by making the
+        :class:`~sdk.wire.StyleRequest` that :meth:`run` takes.
         """
-        job = self._prepare(style, style_image, strength, preserve_color, max_side)
-        return self._run_items(job, [self._decode(image)], batch=False)[0]
+        request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
+                               style_image=style_image)  # fmt: skip
+        return self.run(image, style, request)
+
+    def run(self, image: ImageInput | DecodedImage, style: ResolvedStyle,
+            request: StyleRequest) -> Image.Image:  # fmt: skip
+        """Run a resolved style on one image with a checked request (its ``style`` field is the
+        caller's: the engine runs ``style``)."""
+        return self._run_items(self._prepare(style, request), [self._decode(image)], batch=False)[0]
+
+    def run_batch(self, items: Sequence[ImageInput | DecodedImage], style: ResolvedStyle,
+                  request: StyleRequest) -> list[Image.Image]:  # fmt: skip
+        """:meth:`run` for several images with one style and request; results in input order.
+
+        On a GPU, images of the same size run as one tensor batch (up to ``pixel_budget``
+        pixels per batch); on the CPU, where batching does not pay, they run one by one.
+        """
+        job = self._prepare(style, request)
+        decoded = [self._decode(item) for item in items]
+        return self._run_items(job, decoded, batch=self.batch_same_size)
 
     def stylize_batch(
         self,
@@ -233,14 +253,10 @@ class Engine:
         preserve_color: bool = False,
         max_side: int | None = None,
     ) -> list[Image.Image]:
-        """Like :meth:`stylize` for several images with one style; results in input order.
-
-        On a GPU, images of the same size run as one tensor batch (up to ``pixel_budget``
-        pixels per batch); on the CPU, where batching does not pay, they run one by one.
-        """
-        job = self._prepare(style, style_image, strength, preserve_color, max_side)
-        decoded = [self._decode(item) for item in items]
-        return self._run_items(job, decoded, batch=self.batch_same_size)
+        """Keyword form of :meth:`run_batch`."""
+        request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
+                               style_image=style_image)  # fmt: skip
+        return self.run_batch(items, style, request)
 
     def load(self, package: StylePackage) -> StyleModel:
         """The package's generator on this engine's device and dtype (loaded once, then cached)."""
@@ -270,19 +286,9 @@ class Engine:
     def _decode(self, image: ImageInput | DecodedImage) -> DecodedImage:
         return image if isinstance(image, DecodedImage) else imaging.decode(image, self.limits)
 
-    def _prepare(
-        self,
-        resolved: ResolvedStyle,
-        style_image: ImageInput | None,
-        strength: float,
-        preserve_color: bool,
-        max_side: int | None,
-    ) -> _Job:
-        strength = imaging.check_strength(strength)
-        if not isinstance(preserve_color, bool):
-            raise BadOptionError(f"preserve_color must be True or False, not {preserve_color!r}.")
-        if max_side is not None:
-            imaging.check_max_side(max_side)
+    def _prepare(self, resolved: ResolvedStyle, request: StyleRequest) -> _Job:
+        # The request was checked when it was made; what is left depends on the resolved kind.
+        style_image = request.style_image
         if not isinstance(resolved, ResolvedStyle):
             raise BadOptionError(
                 f"The engine runs a resolved style, not {type(resolved).__name__}: use "
@@ -308,7 +314,7 @@ class Engine:
             else:  # pragma: no cover - _MODEL_CLASSES covers every kind
                 raise StylePackageError(f"Style {resolved.label!r} has unsupported kind {resolved.kind!r}.")
         log.debug("stylizing with %s on %s", resolved.label, self.device)
-        return _Job(model, fn, strength, preserve_color, max_side)
+        return _Job(model, fn, request.strength, request.preserve_color, request.max_side)
 
     def _run_items(self, job: _Job, items: list[DecodedImage], *, batch: bool) -> list[Image.Image]:
         items = [imaging.resize_max_side(d, job.max_side) for d in items]

@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sdk.errors import BadOptionError
 from sdk.formats import MIME, format_from_name
@@ -48,6 +48,8 @@ _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 StyleChoice = str | dict[str, float]
+if TYPE_CHECKING:
+    from sdk.imaging import ImageInput
 T = TypeVar("T")
 
 
@@ -100,6 +102,21 @@ def check_number(name: str, value: object, low: float, high: float) -> float:
     if isinstance(value, (str, bytes, bytearray)):
         raise BadOptionError(f"{name} must be a number, not the text {shown(value)}.")
     return parse_float(name, value, low, high)
+
+
+def check_int(name: str, value: object, low: int, high: int) -> int:
+    """A whole number from Python code (not text) in a range."""
+    if isinstance(value, (str, bytes, bytearray)):
+        raise BadOptionError(f"{name} must be a number, not the text {shown(value)}.")
+    return parse_int(name, value, low, high)
+
+
+def check_blend(value: Mapping[Any, Any]) -> dict[str, float]:
+    """A blend from Python code: names and numbers (weights as numbers, not text)."""
+    for weight in value.values():
+        if isinstance(weight, (str, bytes, bytearray)):
+            raise BadOptionError(f"A blend weight must be a number, not the text {shown(weight)}.")
+    return parse_blend(value)
 
 
 def parse_flag(name: str, value: object) -> bool:
@@ -190,21 +207,57 @@ def parse_format(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class StyleOptions:
-    """Everything a request asks besides its images, parsed and checked."""
+class StyleRequest:
+    """One stylize request besides its photo: the style, the options, the style image. Checked
+    when made, so whoever receives one (engine, handler, client, web app) checks nothing again.
+
+    Made by :func:`parse_options` from what arrived as text or JSON, or directly in Python
+    (numbers as numbers: text is the parsers' job). :meth:`to_fields` is its wire form, which
+    :func:`parse_options` reads back: the one encoding of a request, both ways.
+    """
 
     style: StyleChoice | None = None  # None: the server's only style, or "arbitrary" with a painting
     strength: float = 1.0
     preserve_color: bool = False
     max_side: int | None = None
     format: str = "PNG"
+    style_image: ImageInput | None = None  # the arbitrary kind's painting (bytes over the wire)
+
+    def __post_init__(self) -> None:
+        if self.style is not None and not isinstance(self.style, str):
+            if not isinstance(self.style, Mapping):
+                kind = type(self.style).__name__
+                raise BadOptionError(f"A style is a name or a blend of names, not {kind}.")
+            object.__setattr__(self, "style", check_blend(self.style))
+        elif isinstance(self.style, str) and not self.style.strip():
+            raise BadOptionError("A style name cannot be empty.")
+        object.__setattr__(self, "strength", check_number("strength", self.strength, 0.0, 1.0))
+        if not isinstance(self.preserve_color, bool):
+            raise BadOptionError(f"preserve_color must be True or False, not {shown(self.preserve_color)}.")
+        if self.max_side is not None:
+            object.__setattr__(self, "max_side", check_int("max_side", self.max_side, 1, MAX_SIDE))
+        object.__setattr__(self, "format", parse_format(self.format))
+
+    def to_fields(self) -> dict[str, str]:
+        """The request's options as text fields (a form, or ``X-Stylekit-*`` headers)."""
+        fields = {
+            "strength": repr(self.strength),
+            "preserve_color": "true" if self.preserve_color else "false",
+            "format": self.format,
+        }
+        if self.style is not None:
+            fields["style"] = encode_style(self.style)
+        if self.max_side is not None:
+            fields["max_side"] = str(self.max_side)
+        return fields
 
 
 #: The option fields every wire front end reads, by the same names.
 OPTION_FIELDS = ("style", "strength", "preserve_color", "max_side", "format")
 
 
-def parse_options(fields: Mapping[str, object], *, ignore: Iterable[str] = ()) -> StyleOptions:
+def parse_options(fields: Mapping[str, object], *, ignore: Iterable[str] = (),
+                  style_image: bytes | None = None) -> StyleRequest:  # fmt: skip
     """Options from named fields (form fields, a JSON object, headers): each parsed by its rule.
 
     A field that is absent, None or empty text takes its default; a name that is neither an
@@ -219,12 +272,13 @@ def parse_options(fields: Mapping[str, object], *, ignore: Iterable[str] = ()) -
     def field(name: str, parse: Callable[[str, object], T], default: T) -> T:
         return parse(name, given[name]) if name in given else default
 
-    return StyleOptions(
+    return StyleRequest(
         style=parse_style(given["style"]) if "style" in given else None,
         strength=field("strength", parse_float, 1.0),
         preserve_color=field("preserve_color", parse_flag, False),
         max_side=field("max_side", parse_int, None),
         format=parse_format(given["format"]) if "format" in given else "PNG",
+        style_image=style_image,
     )
 
 
@@ -269,8 +323,10 @@ __all__ = [
     "MAX_SIDE",
     "OPTION_FIELDS",
     "StyleChoice",
-    "StyleOptions",
+    "StyleRequest",
     "arg_type",
+    "check_blend",
+    "check_int",
     "check_number",
     "encode_style",
     "parse_blend",

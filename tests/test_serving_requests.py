@@ -14,7 +14,7 @@ import pytest
 
 from handlers.requests import parse_request
 from sdk.errors import BadOptionError, InvalidImageError
-from sdk.wire import StyleOptions
+from sdk.wire import StyleRequest, parse_options
 
 IMAGE = b"\xff\xd8\xff\xe0 not decoded here"
 LONG_BLEND = ",".join(f"s{i}=1" for i in range(1000)).encode()
@@ -35,7 +35,7 @@ def test_raw_body_with_header_options() -> None:
         },
     )
     assert req.image == IMAGE
-    assert req.options == StyleOptions("starry-night", 0.25, True, 640, "JPEG")
+    assert req.request == StyleRequest("starry-night", 0.25, True, 640, "JPEG")
 
 
 def test_multipart_fields_win_over_headers() -> None:
@@ -47,8 +47,7 @@ def test_multipart_fields_win_over_headers() -> None:
     }
     headers = {"image": {"content-type": "application/octet-stream"}, "X-Stylekit-Strength": "0.9"}
     req = parse_request(item, headers)
-    assert req.options == StyleOptions({"a": 0.7, "b": 0.3}, strength=0.5)
-    assert req.style_image == b"painting"
+    assert req.request == StyleRequest({"a": 0.7, "b": 0.3}, strength=0.5, style_image=b"painting")
 
 
 def test_json_body_with_base64() -> None:
@@ -60,7 +59,7 @@ def test_json_body_with_base64() -> None:
     }
     req = parse_request({"body": body}, {"body": {"content-type": "application/json"}})
     assert req.image == IMAGE
-    assert req.options == StyleOptions({"a": 1.0, "b": 2.0}, preserve_color=True, format="WEBP")
+    assert req.request == StyleRequest({"a": 1.0, "b": 2.0}, preserve_color=True, format="WEBP")
 
 
 @pytest.mark.parametrize(
@@ -116,3 +115,38 @@ def test_bad_requests_raise_typed_errors(
 ) -> None:
     with pytest.raises(error, match=match):
         parse_request(item, headers)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        StyleRequest(),
+        StyleRequest("starry-night", 0.25, True, 640, "JPEG"),
+        StyleRequest({"a": 0.7, "b": 0.3}, strength=1 / 3, format="WEBP"),
+        StyleRequest("multistyle26:19", max_side=1),
+    ],
+)
+def test_one_wire_encoding_both_ways(request_: StyleRequest) -> None:
+    """What a client sends (to_fields) is what every server reads back (parse_options)."""
+    fields = request_.to_fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert parse_options(fields) == request_
+    as_form = {"image": IMAGE, **{k: v.encode() for k, v in fields.items()}}  # how TorchServe hands them over
+    assert parse_request(as_form, {}).request == request_
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"strength": "0.5"}, "strength must be a number, not the text"),
+        ({"max_side": 1.5}, "max_side must be a whole number"),
+        ({"max_side": True}, "max_side must be a whole number"),
+        ({"preserve_color": "yes"}, "preserve_color must be True or False"),
+        ({"style": {"a": "1"}}, "must be a number, not the text"),
+        ({"style": ""}, "cannot be empty"),
+        ({"format": "tiff"}, "Cannot tell the image format"),
+    ],
+)
+def test_a_request_made_in_python_is_checked_when_made(options: dict, match: str) -> None:
+    with pytest.raises(BadOptionError, match=match):
+        StyleRequest(**options)

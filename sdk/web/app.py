@@ -91,17 +91,7 @@ class ListsStyles(Protocol):
 class SendsBytes(Protocol):
     """A backend that returns the encoded image as the server sent it (``StyleClient`` does)."""
 
-    def stylize_bytes(
-        self,
-        image: bytes,
-        style: str | dict[str, float],
-        *,
-        style_image: bytes | None = None,
-        strength: float = 1.0,
-        preserve_color: bool = False,
-        max_side: int | None = None,
-        format: str = "PNG",
-    ) -> bytes: ...
+    def send(self, image: bytes, request: wire.StyleRequest) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -353,7 +343,7 @@ async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool)
     return data, name
 
 
-def _form_options(form: FormData) -> wire.StyleOptions:
+def _form_request(form: FormData, style_image: bytes | None) -> wire.StyleRequest:
     """The form's text fields, read by the one options parser (``sdk.wire``)."""
     fields: dict[str, str] = {}
     for key, item in form.multi_items():
@@ -364,7 +354,7 @@ def _form_options(form: FormData) -> wire.StyleOptions:
         if key in fields:
             raise BadOptionError(f"The form field {wire.shown(key)} is given twice.")
         fields[key] = item
-    return wire.parse_options(fields)
+    return wire.parse_options(fields, style_image=style_image)
 
 
 FILE_FIELDS = ("image", "style_image")
@@ -393,34 +383,27 @@ class _State:
         # Stylize requests admitted and not yet answered (see WebSettings.max_pending).
         self.pending = 0
 
-    def stylize(self, photo: bytes, style: str | dict[str, float], painting: bytes | None = None, *,
-                strength: float = 1.0, preserve_color: bool = False, max_side: int | None = None,
-                fmt: str = "PNG") -> bytes:
+    def stylize(self, photo: bytes, request: wire.StyleRequest) -> bytes:
         """Uploaded bytes in, encoded image out; blocking (call it through :meth:`run`).
 
         Locally the photo is decoded here (with this app's limits) and the shared engine
         paints it. A style server gets the upload's bytes as they came and, where the client
-        can (``stylize_bytes``), answers in the requested format, so nothing is re-encoded.
+        can (``send``), answers in the requested format, so nothing is re-encoded.
         """
+        assert request.style is not None  # resolve() made the names canonical
         if self.backend is None:
             decoded = imaging.decode(photo, self.limits)
-            # Names here are canonical (resolve() below): the registry resolves names, never files.
-            image = api.engine(self.device).stylize(
-                decoded, default_registry().resolve(style), style_image=painting, strength=strength,
-                preserve_color=preserve_color, max_side=max_side,
-            )  # fmt: skip
-            return imaging.encode(image, fmt)
+            # Canonical names: the registry resolves them as names, never as files.
+            resolved = default_registry().resolve(request.style)
+            return imaging.encode(api.engine(self.device).run(decoded, resolved, request), request.format)
         if isinstance(self.backend, SendsBytes):
-            return self.backend.stylize_bytes(
-                photo, style, style_image=painting, strength=strength,
-                preserve_color=preserve_color, max_side=max_side, format=fmt,
-            )  # fmt: skip
+            return self.backend.send(photo, request)
         assert isinstance(self.backend, Backend)
         image = self.backend.stylize(
-            photo, style, style_image=painting, strength=strength,
-            preserve_color=preserve_color, max_side=max_side,
+            photo, request.style, style_image=request.style_image, strength=request.strength,
+            preserve_color=request.preserve_color, max_side=request.max_side,
         )  # fmt: skip
-        return imaging.encode(image, fmt)
+        return imaging.encode(image, request.format)
 
     async def run(self, fn: partial[T], *, queue: Literal["stylize", "thumbnail", "light"]) -> T:
         """Run blocking work in a worker thread, never on the event loop.
@@ -461,7 +444,7 @@ class _State:
         return self._sample
 
     def thumbnail(self, name: str) -> bytes:
-        return self.stylize(self.sample(), name, fmt="JPEG")
+        return self.stylize(self.sample(), wire.StyleRequest(style=name, format="JPEG"))
 
     def styles(self, refresh: bool = True) -> list[StyleOut]:
         """What the backend serves; ``refresh=False`` lets a style server's client answer from its cache."""
@@ -653,27 +636,18 @@ def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSett
         painting = await _file_bytes(form, "style_image", limit, required=False)
         if painting and len(photo[0]) + len(painting[0]) > limit:
             raise ImageTooLargeError(f"The upload is larger than this server accepts ({_megabytes(limit)}).")
-        options = _form_options(form)
-        if options.style is None and painting is None:
+        asked = _form_request(form, painting[0] if painting else None)
+        if asked.style is None and painting is None:
             raise BadOptionError("Choose a style (or upload a painting to copy its style).")
-        style, _ = await state.run(partial(state.resolve, options.style or "arbitrary"), queue="light")
-        # The server's own limit caps what a request may ask for.
-        max_side = min(options.max_side or state.settings.max_side, state.settings.max_side)
-        job = partial(
-            state.stylize,
-            photo[0],
-            style,
-            painting[0] if painting else None,
-            strength=options.strength,
-            preserve_color=options.preserve_color,
-            max_side=max_side,
-            fmt=options.format,
-        )
-        data = await state.run(job, queue="stylize")
-        disposition = content_disposition(photo[1], style, painting[1] if painting else None, options.format)
+        style, _ = await state.run(partial(state.resolve, asked.style or "arbitrary"), queue="light")
+        # Canonical names; the server's own limit caps what a request may ask for.
+        max_side = min(asked.max_side or state.settings.max_side, state.settings.max_side)
+        checked = replace(asked, style=style, max_side=max_side)
+        data = await state.run(partial(state.stylize, photo[0], checked), queue="stylize")
+        disposition = content_disposition(photo[1], style, painting[1] if painting else None, checked.format)
         return Response(
             data,
-            media_type=imaging.MIME[options.format],
+            media_type=imaging.MIME[checked.format],
             headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
         )
 
