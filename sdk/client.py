@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,6 +136,99 @@ def _with_port_offset(url: str, offset: int) -> str | None:
     return urlunsplit((parts.scheme, f"{host}:{parts.port + offset}", "", "", ""))
 
 
+_NO_RETRY = "stylekit.no_retry"  # a request extension: send once (calls that change the server)
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The ``Authorization`` header for a TorchServe key (none without a key)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Sends again what a restart or an overload costs: refused connections, 502/503/504 and
+    TorchServe's "Worker died." answers (whatever their status), up to ``retries`` times.
+
+    The wait doubles each time from ``backoff`` seconds, times a random factor in [0.5, 1.5) so
+    that clients refused together do not come back together; a ``Retry-After`` answer is
+    honoured (at most :attr:`max_delay`). A timeout is not retried: the server may still be
+    working on the request. Requests with the ``stylekit.no_retry`` extension go once.
+    """
+
+    max_delay = 30.0
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        retries: int,
+        backoff: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.inner, self.retries, self.backoff = inner, retries, backoff
+        self._sleep, self._rng = sleep, rng
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        attempts = 1 if request.extensions.get(_NO_RETRY) else self.retries + 1
+        request.read()  # the body is sent again on a retry
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TimeoutException:
+                raise
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise
+                log.info("attempt %d: cannot reach %s: %s", attempt, request.url, exc)
+                self._sleep(self._delay(attempt, None))
+                continue
+            if attempt == attempts or not _worth_retrying(response):
+                return response
+            response.read()
+            log.info("attempt %d: %s %s", attempt, response.status_code, response.text.strip()[:200])
+            response.close()
+            self._sleep(self._delay(attempt, response.headers.get("retry-after")))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after is not None and retry_after.strip().isdigit():
+            return min(float(retry_after.strip()), self.max_delay)
+        return min(float(self.backoff * 2 ** (attempt - 1) * (0.5 + self._rng())), self.max_delay)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _worth_retrying(response: httpx.Response) -> bool:
+    if response.status_code in _RETRY_STATUSES:
+        return True
+    if response.status_code < 400:
+        return False
+    response.read()
+    return b"worker died" in response.content.lower()
+
+
+class KeyAuth(httpx.Auth):
+    """TorchServe's bearer key for one API; when a key from the server's key file is refused
+    (keys expire), it is renewed once (:meth:`StyleClient._renew_key`) and the request re-sent."""
+
+    requires_response_body = True
+
+    def __init__(self, client: StyleClient, *, management: bool) -> None:
+        self._client, self._management = client, management
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token, from_file = self._client._token_for(self._management)
+        request.headers.update(bearer(token))
+        response = yield request
+        refused = response.status_code >= 400 and isinstance(
+            _error_from_response(response), AuthenticationError
+        )
+        if from_file and refused and self._client._renew_key(self._management, refused=token):
+            request.headers.update(bearer(self._client._token_for(self._management)[0]))
+            yield request
+
+
 class StyleClient:
     """Stylize on a TorchServe running stylekit's handler; a :class:`sdk.api.Backend`.
 
@@ -158,6 +252,7 @@ class StyleClient:
         metrics_url: str | None = None,
         management_token: str | None = None,
         run_dir: str | os.PathLike[str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if retries < 0 or backoff < 0 or timeout <= 0:
             raise BadOptionError("retries and backoff must be >= 0 and timeout > 0.")
@@ -198,7 +293,9 @@ class StyleClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._http = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=64))
+        network = transport or httpx.HTTPTransport(limits=httpx.Limits(max_connections=64))
+        self._http = httpx.Client(timeout=timeout, transport=RetryTransport(network, retries, backoff))
+        self._auths = {False: KeyAuth(self, management=False), True: KeyAuth(self, management=True)}
         self._catalog: dict[str, StyleInfo] | None = None
         self._lock = threading.Lock()
 
@@ -226,7 +323,7 @@ class StyleClient:
 
     def _auth(self, management: bool) -> dict[str, str]:
         token, _ = self._token_for(management)
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        return bearer(token)
 
     def _renew_key(self, management: bool, refused: str | None) -> bool:
         """After the server refused the key-file key ``refused``: pick up a newer one, or have one made.
@@ -240,8 +337,12 @@ class StyleClient:
             try:
                 self._file_keys = self._read_keys()
                 if self._file_keys.get(kind) == refused and self._file_keys.get("api"):
-                    headers = {"Authorization": f"Bearer {self._file_keys['api']}"}
-                    self._http.post(f"{self.management_url}/token", params={"type": kind}, headers=headers)
+                    self._http.post(
+                        f"{self.management_url}/token",
+                        params={"type": kind},
+                        headers=bearer(self._file_keys["api"]),
+                        extensions={_NO_RETRY: True},
+                    )
                     self._file_keys = self._read_keys()
             except (ServerError, httpx.HTTPError) as exc:
                 log.info("could not renew the %s key: %s", kind, exc)
@@ -271,48 +372,23 @@ class StyleClient:
         retry: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send with retries on 503/502/504, "worker died" and refused connections; raise typed errors."""
-        attempts = self.retries + 1 if retry else 1
-        refreshed = False
-        last: StylekitError | None = None
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            token, from_file = self._token_for(management)
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            try:
-                resp = self._http.request(method, url, headers=headers, **kwargs)
-            except httpx.TimeoutException as exc:
-                raise ServerUnavailableError(f"{url} did not answer within {self.timeout:g} s.", 504) from exc
-            except httpx.TransportError as exc:
-                last = ServerUnavailableError(f"Cannot reach the style server at {url}: {exc}.")
-                log.info("attempt %d: %s", attempt + 1, last.message)
-                continue
-            if resp.status_code < 400:
-                return resp
-            error = _error_from_response(resp)
-            if (
-                isinstance(error, AuthenticationError)
-                and not refreshed
-                and from_file
-                and self._renew_key(management, refused=token)
-            ):
-                refreshed = True
-                try:
-                    resp = self._http.request(method, url, headers=self._auth(management), **kwargs)
-                except httpx.TransportError as exc:
-                    raise ServerUnavailableError(f"Cannot reach the style server at {url}: {exc}.") from exc
-                if resp.status_code < 400:
-                    return resp
-                error = _error_from_response(resp)
-            if not _retryable(resp, error):
-                raise error
-            last = error
-            log.info("attempt %d: %s %s", attempt + 1, resp.status_code, error.message)
-        assert last is not None
-        if isinstance(last, ServerUnavailableError):
-            raise last
-        raise ServerUnavailableError(f"Gave up after {attempts} attempts: {last.message}", last.http_status)
+        """Send one call (the transport retries, the auth flow renews keys); raise typed errors."""
+        try:
+            resp = self._http.request(
+                method, url, auth=self._auths[management], extensions={_NO_RETRY: not retry}, **kwargs
+            )
+        except httpx.TimeoutException as exc:
+            raise ServerUnavailableError(f"{url} did not answer within {self.timeout:g} s.", 504) from exc
+        except httpx.TransportError as exc:
+            raise ServerUnavailableError(f"Cannot reach the style server at {url}: {exc}.") from exc
+        if resp.status_code < 400:
+            return resp
+        error = _error_from_response(resp)
+        gave_up = retry and self.retries and _retryable(resp, error)
+        if gave_up and not isinstance(error, ServerUnavailableError):
+            message = f"Gave up after {self.retries + 1} attempts: {error.message}"
+            raise ServerUnavailableError(message, resp.status_code)
+        raise error
 
     # -- styles and models -------------------------------------------------------------------
 

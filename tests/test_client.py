@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from sdk.client import StyleClient, _error_from_response, parse_prometheus
+from sdk.client import RetryTransport, StyleClient, _error_from_response, parse_prometheus
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -23,6 +24,7 @@ from sdk.errors import (
     InvalidImageError,
     ServerError,
     ServerUnavailableError,
+    StylekitError,
     UnknownStyleError,
 )
 from sdk.serving.state import ServerState
@@ -233,3 +235,129 @@ def test_the_client_does_not_import_the_server_launcher() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# -- retries and key renewal, on httpx.MockTransport (no server, no sleeping) -------------------
+
+
+def _mock_client(handler: Any, tmp_path: Path, **kwargs: Any) -> StyleClient:
+    return StyleClient("http://ts.test:8080", token="t", transport=httpx.MockTransport(handler),
+                       run_dir=tmp_path, backoff=0.0, **kwargs)  # fmt: skip
+
+
+def test_the_transport_retries_what_a_restart_costs(tmp_path: Path) -> None:
+    answers = [
+        httpx.Response(503, json={"code": 503, "message": "no worker"}),
+        httpx.Response(500, json={"code": 500, "type": "InternalServerException", "message": "Worker died."}),
+        httpx.Response(507, json={"code": 507, "message": "Worker died."}),
+        httpx.Response(200, json={"status": "Healthy"}),
+    ]
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return answers[len(seen) - 1]
+
+    response = _mock_client(handler, tmp_path, retries=3)._request("GET", "http://ts.test:8080/x")
+    assert response.status_code == 200
+    assert seen == ["Bearer t"] * 4
+
+
+def test_the_transport_gives_up_and_says_so(tmp_path: Path) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, json={"message": "busy"})
+
+    with pytest.raises(ServerUnavailableError) as err:
+        _mock_client(handler, tmp_path, retries=2)._request("GET", "http://ts.test:8080/x")
+    assert len(calls) == 3 and err.value.http_status == 503
+
+
+@pytest.mark.parametrize("status", [400, 404, 413])
+def test_client_errors_are_not_retried(tmp_path: Path, status: int) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(status, json={"error": "bad_option", "message": "no", "status": status})
+
+    with pytest.raises(StylekitError):
+        _mock_client(handler, tmp_path, retries=3)._request("GET", "http://ts.test:8080/x")
+    assert len(calls) == 1
+
+
+def test_calls_that_change_the_server_are_sent_once(tmp_path: Path) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, json={"message": "busy"})
+
+    with pytest.raises(ServerUnavailableError):
+        _mock_client(handler, tmp_path, retries=3)._request("POST", "http://ts.test:8081/models", retry=False)
+    assert len(calls) == 1
+
+
+def test_backoff_doubles_with_jitter_and_honours_retry_after() -> None:
+    waits: list[float] = []
+    answers = iter([
+        httpx.Response(503), httpx.Response(503), httpx.Response(503, headers={"Retry-After": "7"}),
+        httpx.Response(503, headers={"Retry-After": "3600"}), httpx.Response(200),
+    ])  # fmt: skip
+    transport = RetryTransport(httpx.MockTransport(lambda _: next(answers)), retries=4, backoff=1.0,
+                               sleep=waits.append, rng=lambda: 0.25)  # fmt: skip
+    with httpx.Client(transport=transport) as http:
+        assert http.get("http://ts.test/x").status_code == 200
+    # 1 s then 2 s, each times 0.75 (the jitter drawn), then the server's 7 s, capped at 30 s.
+    assert waits == [0.75, 1.5, 7.0, RetryTransport.max_delay]
+
+
+def test_refused_connections_are_retried_then_reported(tmp_path: Path) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(ServerUnavailableError, match="Cannot reach the style server"):
+        _mock_client(handler, tmp_path, retries=2)._request("GET", "http://ts.test:8080/x")
+    assert len(calls) == 3
+
+
+def test_an_expired_key_file_key_is_renewed_once_and_the_request_resent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STYLEKIT_TOKEN", raising=False)
+    state = _write_server_files(tmp_path / "serve", 18600)
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("authorization", "")))
+        if request.url.path == "/token":  # TorchServe's token API writes new keys into the file
+            keys = json.loads(Path(state.key_file).read_text())
+            keys["inference"]["key"] = "fresh-key"
+            Path(state.key_file).write_text(json.dumps(keys))
+            return httpx.Response(200, json={})
+        if request.headers.get("authorization") == "Bearer fresh-key":
+            return httpx.Response(200, json={"status": "Healthy"})
+        return httpx.Response(400, json={"code": 400, "type": "InvalidKeyException", "message": "expired"})
+
+    mock = httpx.MockTransport(handler)
+    client = StyleClient(state.inference_url, transport=mock, run_dir=tmp_path / "serve")
+    assert client.health() == {"status": "Healthy"}
+    assert seen == [("/ping", "Bearer infer-key"), ("/token", "Bearer api-key"),
+                    ("/ping", "Bearer fresh-key")]  # fmt: skip
+
+
+def test_an_explicit_token_that_is_refused_is_not_renewed(tmp_path: Path) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(400, json={"code": 400, "type": "InvalidKeyException", "message": "bad key"})
+
+    with pytest.raises(AuthenticationError):
+        _mock_client(handler, tmp_path).health()
+    assert calls == ["/ping"]

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from sdk import settings
+from sdk.client import bearer
 from sdk.errors import BadOptionError, ServerError, ServerUnavailableError
 from sdk.serving.state import KEY_FILE, STATE_FILE, ServerState
 
@@ -107,9 +108,8 @@ def _url(address: str) -> str:
 
 
 def _ping(url: str, token: str | None, timeout: float = 2.0) -> dict[str, Any] | None:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        resp = httpx.get(f"{url}/ping", headers=headers, timeout=timeout)
+        resp = httpx.get(f"{url}/ping", headers=bearer(token), timeout=timeout)
     except httpx.HTTPError:
         return None
     if resp.status_code != 200:
@@ -264,7 +264,7 @@ def _workers_ready(state: ServerState) -> bool:
         token = state.tokens().get("management")
     except ServerError:
         return False
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token)
     for name in state.models:
         try:
             resp = httpx.get(f"{state.management_url}/models/{name}", headers=headers, timeout=5)
@@ -323,7 +323,7 @@ def status(run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         tokens = {}
     ping = _ping(state.inference_url, tokens.get("inference"))
     info["health"] = ping.get("status") if ping else "unreachable"
-    headers = {"Authorization": f"Bearer {tokens['management']}"} if "management" in tokens else {}
+    headers = bearer(tokens.get("management"))
     models: dict[str, Any] = {}
     for name in state.models:
         try:
