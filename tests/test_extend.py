@@ -17,9 +17,12 @@ from sdk.errors import BadOptionError
 from sdk.package import read_package
 from sdk.settings import user_styles_dir
 from sdk.styles import BUILTIN_DIR
+from training.checkpoints import load_checkpoint
 from training.config import TrainConfig
-from training.extend import ExtendResult, NewStyleRow, load_multistyle, run_extend
+from training.export import export_checkpoint, export_trained
+from training.extend import NewStyleRow, load_multistyle
 from training.pretrained.multistyle import MultiStyleNet
+from training.trainer import Trainer
 
 BASE = BUILTIN_DIR / "multistyle26.json"
 
@@ -45,7 +48,7 @@ def _config(tmp_path: Path, photo_dir: Path, style_images: list[Path], **kw: obj
     options: dict[str, object] = dict(
         style_image=style, data=photo_dir, name="wave-extended", out=tmp_path / "run", steps=8,
         batch_size=8, image_size=32, loss_network="mobilenet", lr=0.02, random_crop=False,
-        log_every=4, tensorboard=False, progress=False,
+        log_every=4, tensorboard=False, progress=False, extend="multistyle26",
     )  # fmt: skip
     options.update(kw)
     return TrainConfig(**options)  # type: ignore[arg-type]
@@ -77,18 +80,23 @@ def test_extend_trains_one_row_and_exports_a_27_style_package(
     content_images: list[Path],
     base_net: MultiStyleNet,
 ) -> None:
-    result = run_extend(_config(tmp_path, photo_dir, style_images), "multistyle26", init="closest")
-    assert isinstance(result, ExtendResult)
-    assert result.index == 26 and result.init.startswith("closest:")
-    assert result.losses["total"] < result.initial_losses["total"]
-    assert result.losses["style"] < result.initial_losses["style"]
+    # The one training loop (resume, DDP, signals), with the new row as what it trains.
+    trainer = Trainer(_config(tmp_path, photo_dir, style_images, extend_init="closest"))
+    result = trainer.fit()
+    pkg, installed = export_trained(trainer)
+    assert trainer.extension is not None
+    init = trainer.extension.init
+    assert trainer.extension.row.index == 26 and init.startswith("closest:")
+    assert result.steps == 8 and not result.interrupted
+    assert result.losses["total"] < trainer.first_losses["total"]
+    assert result.losses["style"] < trainer.first_losses["style"]
 
     # The package: run folder and user folder, 27 rows, only the new style named.
-    pkg = result.package
     assert pkg.root == tmp_path / "run" and pkg.manifest.kind == "multistyle"
     assert [(s.index, s.name) for s in pkg.manifest.styles] == [(26, "wave-extended")]
-    assert result.installed is not None and result.installed.root == user_styles_dir()
+    assert installed is not None and installed.root == user_styles_dir()
     assert pkg.manifest.training is not None and pkg.manifest.training["base"] == "multistyle26"
+    assert pkg.manifest.training["initial_losses"] == trainer.first_losses
     row_size = sum(p.shape[1] for p in base_net.cin_parameters())
     assert pkg.manifest.training["trained_parameters"] == row_size == 990
     extended = load_multistyle(pkg)
@@ -102,7 +110,7 @@ def test_extend_trains_one_row_and_exports_a_27_style_package(
         else:
             assert torch.equal(new_state[key], old), key
     init_index = next(
-        s.index for s in read_package(BASE).manifest.styles if result.init == f"closest:{s.name}"
+        s.index for s in read_package(BASE).manifest.styles if init == f"closest:{s.name}"
     )
     assert not torch.equal(new_state["contract.0.gamma"][26], old_state["contract.0.gamma"][init_index])
 
@@ -127,6 +135,40 @@ def test_extend_rejects_a_base_that_is_not_multistyle(
     tmp_path: Path, photo_dir: Path, style_images: list[Path]
 ) -> None:
     with pytest.raises(BadOptionError, match="multistyle"):
-        run_extend(_config(tmp_path, photo_dir, style_images), str(BUILTIN_DIR / "arbitrary.json"))
-    with pytest.raises(BadOptionError, match="init"):
-        run_extend(_config(tmp_path, photo_dir, style_images), "multistyle26", init="random")
+        Trainer(_config(tmp_path, photo_dir, style_images, extend=str(BUILTIN_DIR / "arbitrary.json")))
+    with pytest.raises(BadOptionError, match="extend-init"):
+        _config(tmp_path, photo_dir, style_images, extend_init="random")
+    with pytest.raises(BadOptionError, match="adversarial"):
+        _config(tmp_path, photo_dir, style_images, adversarial_weight=0.1)
+
+
+def _rows(package_path: Path) -> torch.Tensor:
+    state = load_multistyle(read_package(package_path)).state_dict()
+    return torch.cat([t[26] for k, t in sorted(state.items()) if k.endswith((".gamma", ".beta"))])
+
+
+def test_an_extend_run_resumes_where_it_stopped(tmp_path: Path, photo_dir: Path,
+                                                style_images: list[Path]) -> None:  # fmt: skip
+    """What the one loop gives --extend: 4 steps straight equal 2 steps, then 2 more resumed."""
+
+    def trainer(folder: str, steps: int, **kw: object) -> Trainer:
+        out = tmp_path / folder
+        return Trainer(_config(out, photo_dir, style_images, steps=steps, install=False, out=out, **kw))
+
+    straight = trainer("a", 4)
+    straight.fit()
+    export_trained(straight)
+    first = trainer("b", 2)
+    first.fit()
+    resumed = trainer("b", 4, resume=True)
+    assert resumed.step == 2 and resumed.extension is not None and first.extension is not None
+    assert resumed.extension.init == first.extension.init
+    resumed.fit()
+    export_trained(resumed)
+    expected = _rows(tmp_path / "a" / "wave-extended.json")
+    assert torch.equal(_rows(tmp_path / "b" / "wave-extended.json"), expected)
+    # `stylekit export` of an extend checkpoint writes the same network again.
+    checkpoint = tmp_path / "b" / "checkpoints" / "last.pt"
+    assert load_checkpoint(checkpoint)["extend"]["base"] == "multistyle26"
+    again, _ = export_checkpoint(checkpoint, out_dir=tmp_path / "c", install=False)
+    assert torch.equal(_rows(again.root / "wave-extended.json"), expected)

@@ -123,6 +123,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         tensorboard=not args.no_tensorboard,
         progress=not args.no_progress,
         download=not args.no_download,
+        extend=args.extend,
+        extend_init=args.extend_init,
     )
 
 
@@ -133,8 +135,6 @@ def run(args: argparse.Namespace) -> int:
     # it in again is ~15% more images/s on a CPU (sdk.allocator). A process-wide choice, so the
     # entry point makes it, not the Trainer.
     keep_freed_memory()
-    if args.extend:
-        return _run_extend(args)
     from training.trainer import Trainer
 
     trainer = Trainer(config_from_args(args))
@@ -158,18 +158,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {len(result.skipped_files)} unreadable image(s)")
     if package is not None:
         print(f"style package: {package.model_path}")
+    new = trainer.extension
+    if new is not None:
+        print(f"added {args.name!r} as row {new.row.index} of {new.base.manifest.name} (from {new.init})")
     if installed is not None:
         print(f"installed as style {installed.manifest.name!r} in {installed.root}")
     return 0
 
-
-def _run_extend(args: argparse.Namespace) -> int:
-    from training.extend import run_extend
-
-    result = run_extend(config_from_args(args), args.extend, init=args.extend_init)
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
-    print(f"added {args.name!r} as row {result.index} of {args.extend}: {result.steps} steps ({losses})")
-    print(f"style package: {result.package.model_path}")
-    if result.installed is not None:
-        print(f"installed in {result.installed.root}")
-    return 0

@@ -22,6 +22,7 @@ RESUME_FREE_FIELDS = frozenset(
     {
         "out", "epochs", "steps", "device", "checkpoint_every", "log_every", "num_workers",
         "resume", "install", "tensorboard", "progress", "download", "vgg_weights", "data", "style_image",
+        "extend_init",
     }
 )  # fmt: skip
 
@@ -61,6 +62,9 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True
     download: bool = True  # allow torchvision to download VGG weights into its cache
+    # Train one new row of this multistyle network (name or package path) instead of a generator.
+    extend: str | None = None
+    extend_init: str = "closest"  # where the new row starts: the closest style, or the mean
 
     def __post_init__(self) -> None:
         self.style_image = Path(self.style_image)
@@ -96,6 +100,10 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise BadOptionError(f"--{key.replace('_', '-')} must be >= 0, got {value}.")
+        if self.extend is not None and self.adversarial_weight > 0:
+            raise BadOptionError("--adversarial-weight is not supported with --extend.")
+        if self.extend_init not in ("closest", "mean"):
+            raise BadOptionError(f"--extend-init must be closest or mean, got {self.extend_init!r}.")
         if self.amp not in AMP_MODES:
             raise BadOptionError(f"--amp must be one of {AMP_MODES}, got {self.amp!r}.")
         if (

@@ -12,6 +12,7 @@ import copy
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,11 +20,12 @@ import torch
 from torch import nn
 
 from sdk.errors import StylePackageError
-from sdk.package import InputContract, Manifest, StylePackage, quiet_torchscript, write_package
+from sdk.package import InputContract, Manifest, StylePackage, SubStyle, quiet_torchscript, write_package
 from sdk.registry import check_style_name
 from sdk.settings import user_styles_dir
 from training.checkpoints import load_checkpoint
 from training.config import TrainConfig
+from training.extend import NewStyle, NewStyleRow, find_multistyle_package, load_multistyle
 from training.generator import INPUT_MULTIPLE, TransformerNet, count_parameters
 from training.perceptual import PerceptualNetwork
 
@@ -32,8 +34,10 @@ class Trained(Protocol):
     """What :func:`export_trained` needs of a finished trainer (``training.trainer.Trainer``)."""
 
     config: TrainConfig
-    generator: TransformerNet
+    generator: nn.Module  # a TransformerNet, or the NewStyleRow of an --extend run
     network: PerceptualNetwork
+    extension: NewStyle | None
+    first_losses: dict[str, float]
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -43,37 +47,71 @@ log = logging.getLogger(__name__)
 VERIFY_TOLERANCE = 1e-4
 
 
-def to_torchscript(generator: nn.Module) -> torch.jit.ScriptModule:
-    """Script a CPU float32 eval copy of ``generator`` (trace if scripting fails), then verify it."""
+Inputs = Callable[[torch.Generator], tuple[torch.Tensor, ...]]
+
+
+def generator_inputs(g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """A fresh, non-square image of a size no example had: catches a trace baked to a shape."""
+    return (torch.rand(1, 3, 12 * INPUT_MULTIPLE, 17 * INPUT_MULTIPLE, generator=g),)
+
+
+def multistyle_inputs(styles: int) -> Inputs:
+    """Images and a random blend of ``styles`` sub-styles: what a multistyle network takes."""
+
+    def make(g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        weights = torch.softmax(torch.randn(2, styles, generator=g), dim=1)
+        return torch.rand(2, 3, 48, 68, generator=g), weights
+
+    return make
+
+
+def to_torchscript(module: nn.Module, inputs: Inputs = generator_inputs) -> torch.jit.ScriptModule:
+    """Script a CPU float32 eval copy of ``module`` (trace if scripting fails), reload it and check
+    that it reproduces the eager module on ``inputs`` (within :data:`VERIFY_TOLERANCE`)."""
     # TorchScript is the style-package format every consumer (SDK, TorchServe) loads; torch
     # marks it deprecated in favour of torch.export, which those consumers cannot load yet.
     with quiet_torchscript():
-        return _script_and_verify(generator)
+        return _script_and_verify(module, inputs)
 
 
-def _script_and_verify(generator: nn.Module) -> torch.jit.ScriptModule:
-    model = copy.deepcopy(generator).float().cpu().eval().to(memory_format=torch.contiguous_format)
+def _script_and_verify(module: nn.Module, inputs: Inputs) -> torch.jit.ScriptModule:
+    model = copy.deepcopy(module).float().cpu().eval().to(memory_format=torch.contiguous_format)
+    example = inputs(torch.Generator().manual_seed(3))
     try:
         scripted = torch.jit.script(model)
     except Exception as exc:  # scripting raises several frontend error types
         log.warning("torch.jit.script failed (%s); exporting a traced module instead", exc)
-        example = torch.rand(1, 3, 64, 64)
         scripted = torch.jit.trace(model, example)  # type: ignore[no-untyped-call]
     buf = io.BytesIO()
     torch.jit.save(scripted, buf)
     buf.seek(0)
     reloaded: torch.jit.ScriptModule = torch.jit.load(buf, map_location="cpu")  # type: ignore[no-untyped-call]
-    # A fresh, non-square input of a size the example never had, to catch a trace baked to a shape.
-    x = torch.rand(1, 3, 12 * INPUT_MULTIPLE, 17 * INPUT_MULTIPLE, generator=torch.Generator().manual_seed(7))
+    x = inputs(torch.Generator().manual_seed(7))
     with torch.no_grad():
-        expected = model(x)
-        got = reloaded(x)
+        expected = model(*x)
+        got = reloaded(*x)
     if got.shape != expected.shape or not torch.allclose(got, expected, atol=VERIFY_TOLERANCE, rtol=0):
         diff = (got - expected).abs().max().item() if got.shape == expected.shape else float("nan")
         raise StylePackageError(
-            f"Exported TorchScript does not reproduce the eager generator (max diff {diff:.3g})."
+            f"Exported TorchScript does not reproduce the eager network (max diff {diff:.3g})."
         )
     return reloaded
+
+
+def write_style_package(
+    module: torch.jit.ScriptModule,
+    manifest: Callable[[], Manifest],
+    out_dir: str | os.PathLike[str],
+    extra: dict[str, bytes],
+    install: bool,
+) -> tuple[StylePackage, StylePackage | None]:
+    """Write a verified module as a package into ``out_dir``, and the user style folder when ``install``."""
+    with quiet_torchscript():
+        package = write_package(module, out_dir, manifest(), extra)
+        installed = write_package(module, user_styles_dir(), manifest(), extra) if install else None
+    if installed is not None:
+        log.info("installed style %r into %s", installed.manifest.name, installed.root)
+    return package, installed
 
 
 def export_generator(
@@ -103,46 +141,71 @@ def export_generator(
             training={**training, "thumbnail": thumb_name if thumbnail else None},
         )
 
-    with quiet_torchscript():
-        package = write_package(module, out_dir, manifest(), extra)
-        installed = write_package(module, user_styles_dir(), manifest(), extra) if install else None
-    if installed is not None:
-        log.info("installed style %r into %s", name, installed.root)
-    return package, installed
+    return write_style_package(module, manifest, out_dir, extra, install)
+
+
+def export_new_style(
+    row: NewStyleRow,
+    base: StylePackage,
+    *,
+    name: str,
+    out_dir: str | os.PathLike[str],
+    training: dict[str, Any],
+    style_file: str,
+    thumbnail: bytes | None = None,
+    install: bool = True,
+) -> tuple[StylePackage, StylePackage | None]:
+    """Write a base multistyle network grown by a trained row as a multistyle package."""
+    net = row.extended_network().cpu()
+    module = to_torchscript(net, multistyle_inputs(net.num_styles))
+    thumb = f"{name}.style.jpg"
+    extra = {thumb: thumbnail} if thumbnail else {}
+    index = net.num_styles - 1
+
+    def manifest() -> Manifest:
+        return Manifest(
+            name=name,
+            kind="multistyle",
+            model_file=f"{name}.pt",
+            description=(
+                f"{base.manifest.name} with one style added (row {index}), trained here from {style_file}."
+            ),
+            input=base.manifest.input,
+            styles=(SubStyle(index=index, name=name, description=f"Trained here from {style_file}."),),
+            source={"file": style_file, "base": base.manifest.name, "base_source": base.manifest.source},
+            training={**training, "thumbnail": thumb if thumbnail else None},
+        )
+
+    return write_style_package(module, manifest, out_dir, extra, install)
 
 
 def _source(style_file: str) -> dict[str, str]:
     return {"file": style_file, "attribution": f"trained with stylekit from {style_file}"}
 
 
-def _training_record(ckpt: dict[str, Any], params: int) -> dict[str, Any]:
-    return {
+def _training_record(ckpt: dict[str, Any], params: int | None) -> dict[str, Any]:
+    """What every package trained here records; ``params`` (a generator's size) None for a new row."""
+    record = {
         "config": ckpt["config"],
         "steps": ckpt["step"],
         "epochs": ckpt["epoch"],
         "final_losses": ckpt["losses"],
         "loss_network": ckpt["loss_network"],
         "skipped_files": len(ckpt["skipped_files"]),
-        "generator": {"architecture": "johnson2016", "width": ckpt["width"], "parameters": params},
     }
+    if params is not None:
+        record["generator"] = {"architecture": "johnson2016", "width": ckpt["width"], "parameters": params}
+    return record
 
 
 def export_trained(trainer: Trained) -> tuple[StylePackage, StylePackage | None]:
-    """Export a trainer's generator into its run folder (and the user style folder unless
-    ``config.install`` is off): the step after ``Trainer.fit()``."""
+    """Export what a trainer trained into its run folder (and the user style folder unless
+    ``config.install`` is off): the step after ``Trainer.fit()``, for a generator or a new row."""
     cfg = trainer.config
-    state = trainer.state_dict()
     if not trainer.network.pretrained:
         log.warning("exporting %r, trained with a RANDOM-INIT loss network: a test artefact", cfg.name)
-    return export_generator(
-        trainer.generator,
-        name=cfg.name,
-        out_dir=cfg.run_dir,
-        training=_training_record(state, count_parameters(trainer.generator)),
-        source=_source(cfg.style_image.name),
-        thumbnail=state["style_thumbnail"] or None,
-        install=cfg.install,
-    )
+    return _export_state(trainer.state_dict(), trainer.generator, trainer.extension, name=cfg.name,
+                         out_dir=cfg.run_dir, install=cfg.install, first=trainer.first_losses)  # fmt: skip
 
 
 def export_checkpoint(
@@ -154,20 +217,42 @@ def export_checkpoint(
 ) -> tuple[StylePackage, StylePackage | None]:
     """Export any training checkpoint (``stylekit export``); defaults come from its config."""
     ckpt = load_checkpoint(checkpoint)
-    generator = TransformerNet(ckpt["width"])
-    generator.load_state_dict(ckpt["generator"])
-    style_name = name or str(ckpt["config"]["name"])
-    check_style_name(style_name)
+    extension = None
+    if ckpt.get("extend"):
+        saved = ckpt["extend"]
+        base = find_multistyle_package(str(saved["base"]))
+        extension = NewStyle(base, NewStyleRow(load_multistyle(base), None), str(saved["init"]))
+        module: nn.Module = extension.row
+    else:
+        module = TransformerNet(ckpt["width"])
+    module.load_state_dict(ckpt["generator"])
+    style_name = check_style_name(name or str(ckpt["config"]["name"]))
     target = Path(out_dir) if out_dir is not None else Path(checkpoint).resolve().parent.parent
-    return export_generator(
-        generator,
-        name=style_name,
-        out_dir=target,
-        training=_training_record(ckpt, count_parameters(generator)),
-        source=_source(str(ckpt["style_source"])),
-        thumbnail=ckpt["style_thumbnail"] or None,
-        install=install,
-    )
+    return _export_state(ckpt, module, extension, name=style_name, out_dir=target, install=install, first={})
 
 
-__all__ = ["VERIFY_TOLERANCE", "export_checkpoint", "export_generator", "export_trained", "to_torchscript"]
+def _export_state(state: dict[str, Any], module: nn.Module, extension: NewStyle | None, *, name: str,
+                  out_dir: str | os.PathLike[str], install: bool, first: dict[str, float]
+                  ) -> tuple[StylePackage, StylePackage | None]:  # fmt: skip
+    """A trainer's state (or a checkpoint) and its module -> the style package, by what was trained."""
+    style_file = str(state["style_source"])
+    thumbnail = state["style_thumbnail"] or None
+    if extension is None:
+        record = _training_record(state, count_parameters(module))
+        return export_generator(module, name=name, out_dir=out_dir, training=record,
+                                source=_source(style_file), thumbnail=thumbnail, install=install)  # fmt: skip
+    assert isinstance(module, NewStyleRow)
+    record = {**_training_record(state, None), **extension.record(), "initial_losses": first}
+    return export_new_style(module, extension.base, name=name, out_dir=out_dir, training=record,
+                            style_file=style_file, thumbnail=thumbnail, install=install)  # fmt: skip
+
+
+__all__ = [
+    "VERIFY_TOLERANCE",
+    "export_checkpoint",
+    "export_generator",
+    "export_new_style",
+    "export_trained",
+    "to_torchscript",
+    "write_style_package",
+]

@@ -43,6 +43,7 @@ from sdk.errors import BadOptionError, TrainingError
 from training.checkpoints import CHECKPOINT_FORMAT, atomic_torch_save, load_checkpoint
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
+from training.extend import NewStyle
 from training.generator import TransformerNet
 from training.loss_networks import build_loss_network, network_class
 from training.losses import PatchDiscriminator, PerceptualLoss, lsgan_loss, random_patches
@@ -192,28 +193,6 @@ class Trainer:
         if not config.style_image.is_file():
             raise TrainingError(f"Style image {config.style_image} does not exist.")
         self.network, self.loss = self._build_loss()
-        self.generator = TransformerNet(config.width).to(self.device)
-        self.generator.to(memory_format=self.memory_format)
-        self.model: nn.Module = self._wrap(self.generator)
-        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
-        # Loss scaling only matters for fp16; a disabled scaler is a no-op for bf16/fp32.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.disc_scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-
-        self.discriminator: PatchDiscriminator | None = None
-        self.disc_model: nn.Module | None = None
-        self.disc_optimizer: torch.optim.Optimizer | None = None
-        if config.adversarial_weight > 0:
-            self.discriminator = PatchDiscriminator().to(self.device)
-            self.discriminator.to(memory_format=self.memory_format)
-            self.disc_model = self._wrap(self.discriminator)
-            # Adam with beta1 0.5, the usual choice for GAN critics (momentum destabilises them).
-            self.disc_optimizer = torch.optim.Adam(
-                self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999)
-            )
-            # Real patches come from the style image at training scale (short side >= crop).
-            self.style_full = self._style_tensor(short_side=config.image_size)
-
         self.sampler = ResumableSampler(
             len(self.files),
             seed=config.seed,
@@ -236,6 +215,37 @@ class Trainer:
             persistent_workers=workers > 0,
         )
 
+        # What is trained: a new generator, or (--extend) one new row of a multistyle network.
+        self.extension: NewStyle | None = None
+        if config.extend is not None:
+            photos = None if config.resume else self._first_photos()
+            self.extension = NewStyle.start(config.extend, config.extend_init, self.loss, photos)
+            module: nn.Module = self.extension.row
+        else:
+            module = TransformerNet(config.width)
+        self.generator = module.to(self.device)
+        self.generator.to(memory_format=self.memory_format)
+        self.model: nn.Module = self._wrap(self.generator)
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=config.lr)
+        # Loss scaling only matters for fp16; a disabled scaler is a no-op for bf16/fp32.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.disc_scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+        self.discriminator: PatchDiscriminator | None = None
+        self.disc_model: nn.Module | None = None
+        self.disc_optimizer: torch.optim.Optimizer | None = None
+        if config.adversarial_weight > 0:
+            self.discriminator = PatchDiscriminator().to(self.device)
+            self.discriminator.to(memory_format=self.memory_format)
+            self.disc_model = self._wrap(self.discriminator)
+            # Adam with beta1 0.5, the usual choice for GAN critics (momentum destabilises them).
+            self.disc_optimizer = torch.optim.Adam(
+                self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999)
+            )
+            # Real patches come from the style image at training scale (short side >= crop).
+            self.style_full = self._style_tensor(short_side=config.image_size)
+
         self.step = 0
         self.epoch = 0
         self.epoch_position = 0  # samples of the current epoch this rank has trained on
@@ -245,6 +255,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._writer: Any = None
         self.history: list[dict[str, float]] = []
+        self.first_losses: dict[str, float] = {}  # at the first step of the run, before its update
         self._last_batch: tuple[torch.Tensor, torch.Tensor] | None = None  # for TensorBoard samples
 
         if config.resume:
@@ -277,6 +288,12 @@ class Trainer:
         ).clamp_(0, 1)
         return image.to(self.device).contiguous(memory_format=self.memory_format)
 
+    def _first_photos(self) -> torch.Tensor:
+        """The first batch of epoch 0 (what the closest-style start of --extend judges on)."""
+        self.sampler.set_epoch(0)
+        images: torch.Tensor = next(iter(self.loader))[0]
+        return images.to(self.device)
+
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.dist.world_size == 1:
             return module
@@ -302,6 +319,7 @@ class Trainer:
             "losses": dict(self.losses),
             "skipped_files": sorted(self.skipped),
             "width": self.config.width,
+            "extend": self.extension.record() if self.extension is not None else None,
             "style_source": self.config.style_image.name,
             "style_thumbnail": self._thumbnail,
             "loss_network": {
@@ -328,6 +346,8 @@ class Trainer:
                 "use the same options or start a new run folder."
             )
         self.generator.load_state_dict(ckpt["generator"])
+        if self.extension is not None and ckpt.get("extend"):
+            self.extension.init = str(ckpt["extend"]["init"])  # the row came from the checkpoint
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         if self.discriminator is not None and self.disc_optimizer is not None:
@@ -460,6 +480,8 @@ class Trainer:
                             interrupted = True
                             break
                         self.step += 1
+                        if not self.first_losses:
+                            self.first_losses = {k: float(v.detach()) for k, v in losses.items()}
                         self.epoch_position += images.shape[0]
                         if self.epoch_position >= self.steps_per_epoch * cfg.batch_size:
                             self.epoch, self.epoch_position = self.epoch + 1, 0
