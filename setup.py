@@ -42,5 +42,9 @@ setup(
     },
     install_requires=["torch>=2.4", "numpy>=1.24", "pillow>=10.0", "tqdm>=4.66", "httpx>=0.27"],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["stylekit = sdk.cli:entry"]},
+    entry_points={
+        "console_scripts": ["stylekit = sdk.cli:entry"],
+        # training's subcommands (train, export, import-pretrained): sdk.cli finds them here.
+        "stylekit.commands": ["training = training.commands:COMMANDS"],
+    },
 )

@@ -1,8 +1,9 @@
 """The ``stylekit`` command.
 
-Each subcommand lives in its own module, imported only when that subcommand runs: the
-stylize path must not pay for torchvision, onnx or ``training`` (see README, "Speed").
-A subcommand module provides ``configure(parser)`` and ``run(args) -> int``.
+Each subcommand lives in its own module (the convention: :mod:`sdk.commands`), imported only
+when that subcommand runs: the stylize path must not pay for torchvision, onnx or ``training``
+(see README, "Speed"). ``sdk``'s commands are listed in ``sdk.commands.COMMANDS``; other
+packages add theirs through the entry-point group ``stylekit.commands``.
 """
 
 from __future__ import annotations
@@ -18,17 +19,23 @@ from typing import NoReturn
 
 from sdk.errors import StylekitError
 
-# name -> (module, one-line help). Order is the order shown by ``stylekit --help``.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "stylize": ("sdk._cli_stylize", "stylize images or folders with a style"),
-    "styles": ("sdk._cli_styles", "list the available styles"),
-    "train": ("training.cli", "train a new style (residual generator, perceptual loss)"),
-    "export": ("training.cli_export", "export a training checkpoint as a style package"),
-    "import-pretrained": ("training.pretrained.cli", "rebuild the built-in styles from the ONNX originals"),
-    "archive": ("sdk.serving.archive", "pack style packages as TorchServe model archives"),
-    "serve": ("sdk.serving.server", "start, check or stop a local TorchServe"),
-    "web": ("sdk.web.cli", "run the web demo"),
-}
+
+def commands() -> dict[str, tuple[str, str]]:
+    """name -> (module, one-line help): sdk's own, then those other packages publish."""
+    from importlib.metadata import entry_points
+
+    from sdk.commands import COMMANDS, ENTRY_POINT_GROUP
+
+    found = dict(COMMANDS)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            table = ep.load()
+        except Exception as exc:  # a broken provider must not take the whole command line down
+            logging.getLogger(__name__).warning("commands of %s could not be loaded: %s", ep.value, exc)
+            continue
+        for name, entry in dict(table).items():
+            found.setdefault(str(name), (str(entry[0]), str(entry[1])))
+    return found
 
 
 # Commands whose process may skip Python's teardown once their output is flushed: unloading
@@ -46,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"stylekit: error: {message} (see '{self.prog} --help')\n")
 
 
-def _top_parser() -> argparse.ArgumentParser:
+def _top_parser(table: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylekit",
         description="Fast neural style transfer.",
@@ -54,7 +61,7 @@ def _top_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
+    for name, (_, help_text) in table.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
@@ -71,17 +78,20 @@ def _split(argv: Sequence[str]) -> tuple[int, list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     # Find the subcommand without parsing its options, so only its module gets imported.
     verbose, args_list = _split(sys.argv[1:] if argv is None else argv)
-    top = _top_parser()
-    if not args_list or args_list[0] in ("-h", "--help"):
-        top.print_help()
+    from sdk.commands import COMMANDS
+
+    name, rest = (args_list[0], args_list[1:]) if args_list else ("", [])
+    # sdk's own commands need no look at other packages (the fast path of `stylekit stylize`).
+    table = COMMANDS if name in COMMANDS else commands()
+    if not args_list or name in ("-h", "--help"):
+        _top_parser(table).print_help()
         return 0 if args_list else 2
-    name, rest = args_list[0], args_list[1:]
-    if name not in COMMANDS:
-        top.error(f"unknown command {name!r} (choose from {', '.join(COMMANDS)})")
+    if name not in table:
+        _top_parser(table).error(f"unknown command {name!r} (choose from {', '.join(table)})")
     logging.basicConfig(
         level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
-    module_name, help_text = COMMANDS[name]
+    module_name, help_text = table[name]
     parser = _Parser(prog=f"stylekit {name}", description=help_text)
     try:
         module = importlib.import_module(module_name)

@@ -6,6 +6,7 @@ dependencies that point one way (docs/DEVELOPING.md, "Layers").
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,26 @@ def test_the_engine_does_not_import_the_registry() -> None:
 
 def test_the_handler_serves_its_package_without_a_registry() -> None:
     assert "sdk.registry" not in _reachable("handlers.stylize_handler")
+
+
+def test_sdk_does_not_even_name_training_modules() -> None:
+    # Module names in strings (importlib) count too: sdk.cli finds training's commands through an
+    # entry point instead.
+    named = re.compile(r"[\"'](training|handlers)\.[a-z_]")
+    for name, path in FILES.items():
+        if name.split(".")[0] == "sdk":
+            assert not named.search(path.read_text(encoding="utf-8")), name
+
+
+def test_every_command_follows_the_one_convention() -> None:
+    import importlib
+
+    from sdk.cli import commands
+
+    table = commands()
+    expected = {"stylize", "styles", "archive", "serve", "web", "train", "export", "import-pretrained"}
+    assert expected <= set(table)
+    for name, (module, help_text) in table.items():
+        assert module.split(".")[1] == "commands" and help_text, name
+        mod = importlib.import_module(module)
+        assert callable(mod.configure) and callable(mod.run), name

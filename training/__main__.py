@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from sdk.errors import StylekitError
-from training import cli
+from training.commands import train as cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,16 +13,14 @@ printed with the rest of the summary as JSON.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from sdk.errors import BadOptionError, StylekitError, StylePackageError
@@ -144,29 +142,3 @@ def packages_for(names: list[str], all_styles: bool) -> list[StylePackage]:
     return list(found.values())
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "packages", nargs="*", metavar="PACKAGE", help="style package (.pt/.json) or style name"
-    )
-    parser.add_argument(
-        "--all", action="store_true", help="every registered style package (built-ins included)"
-    )
-    parser.add_argument(
-        "-o", "--output", default="model_archives", help="model store (default model_archives)"
-    )
-    parser.add_argument(
-        "--config-dir",
-        help="folder of <name>.yaml / default.yaml model configs (default deploy/model-config)",
-    )
-    parser.add_argument(
-        "--no-force", action="store_true", help="fail instead of overwriting an existing archive"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    infos = [
-        build_archive(pkg, args.output, config_dir=args.config_dir, force=not args.no_force)
-        for pkg in packages_for(list(args.packages), args.all)
-    ]
-    print(json.dumps([asdict(info) for info in infos], indent=2))
-    return 0

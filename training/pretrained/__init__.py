@@ -11,7 +11,7 @@
 - :mod:`training.pretrained.onnx_import`: reads the ONNX initializers (needs ``onnx``; only when
   importing, never at run time).
 - :mod:`training.pretrained.catalog`: names and descriptions of the 26 styles, attribution, NOTICE.
-- :mod:`training.pretrained.cli`: ``stylekit import-pretrained``, which writes the built-in
+- :mod:`training.commands.import_pretrained`: ``stylekit import-pretrained``, which writes the built-in
   style packages into ``sdk/styles``.
 - :mod:`training.pretrained.parity`: measures the shipped packages against onnxruntime.
 
