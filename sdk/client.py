@@ -405,11 +405,12 @@ class StyleClient:
             next_page = body.get("nextPageToken") or None
         return names
 
-    def describe(self, name: str, *, retry: bool = True) -> dict[str, Any]:
-        """TorchServe's model description plus the handler's package description (``stylekit``)."""
+    def describe(self, name: str, *, retry: bool = True, customized: bool = True) -> dict[str, Any]:
+        """TorchServe's model description plus the handler's package description (``stylekit``;
+        ``customized=False`` leaves it out: TorchServe asks a worker for it, and one may not run yet)."""
         resp = self._request(
             "GET", f"{self.management_url}/models/{quote(name, safe='')}", management=True,
-            params={"customized": "true"}, retry=retry,
+            params={"customized": str(customized).lower()}, retry=retry,
         )  # fmt: skip
         entries = resp.json()
         entry: dict[str, Any] = dict(entries[0]) if isinstance(entries, list) and entries else {}

@@ -25,11 +25,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from sdk import settings
-from sdk.client import bearer
-from sdk.errors import BadOptionError, ServerError, ServerUnavailableError
+from sdk.client import StyleClient
+from sdk.errors import BadOptionError, ServerError, ServerUnavailableError, StylekitError
 from sdk.serving.state import KEY_FILE, STATE_FILE, ServerState
 
 log = logging.getLogger(__name__)
@@ -105,18 +103,24 @@ def _url(address: str) -> str:
     return address.rstrip("/")
 
 
-def _ping(url: str, token: str | None, timeout: float = 2.0) -> dict[str, Any] | None:
+def _client(state: ServerState) -> StyleClient:
+    """The launcher's own client for a server it started: the state file gives it the keys."""
+    return StyleClient(state.inference_url, run_dir=state.run_dir, retries=0, timeout=5)
+
+
+def _health(client: StyleClient) -> str | None:
     try:
-        resp = httpx.get(f"{url}/ping", headers=bearer(token), timeout=timeout)
-    except httpx.HTTPError:
+        return str(client.health().get("status"))
+    except StylekitError:
         return None
-    if resp.status_code != 200:
-        return None
+
+
+def _describe(client: StyleClient, model: str) -> dict[str, Any]:
+    """TorchServe's description of a model ({} when it does not answer)."""
     try:
-        body = resp.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+        return client.describe(model, retry=False, customized=False)
+    except StylekitError:
+        return {}
 
 
 def start(
@@ -233,42 +237,28 @@ def _log_tail(run: Path, lines: int = 15) -> str:
 
 def _wait_healthy(state: ServerState, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerUnavailableError(
-                f"TorchServe exited with status {proc.returncode} while starting; log tail:\n"
-                f"{_log_tail(Path(state.run_dir))}"
-            )
-        if state.key_file.is_file():
-            try:
-                token = state.tokens().get("inference")
-            except ServerError:
-                token = None  # being written
-            body = _ping(state.inference_url, token)
+    with _client(state) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServerUnavailableError(
+                    f"TorchServe exited with status {proc.returncode} while starting; log tail:\n"
+                    f"{_log_tail(Path(state.run_dir))}"
+                )
             # /ping says Healthy before the first workers have loaded their models.
-            if body is not None and body.get("status") == "Healthy" and _workers_ready(state):
+            if state.key_file.is_file() and _health(client) == "Healthy" and _workers_ready(client, state):
                 log.info("TorchServe healthy at %s", state.inference_url)
                 return
-        time.sleep(0.25)
+            time.sleep(0.25)
     raise ServerUnavailableError(
         f"TorchServe did not become healthy within {timeout:.0f} s; "
         f"log tail:\n{_log_tail(Path(state.run_dir))}"
     )
 
 
-def _workers_ready(state: ServerState) -> bool:
+def _workers_ready(client: StyleClient, state: ServerState) -> bool:
     """True when every model of ``state`` has at least one worker and all of them are READY."""
-    try:
-        token = state.tokens().get("management")
-    except ServerError:
-        return False
-    headers = bearer(token)
     for name in state.models:
-        try:
-            resp = httpx.get(f"{state.management_url}/models/{name}", headers=headers, timeout=5)
-            workers = resp.json()[0].get("workers", []) if resp.status_code == 200 else []
-        except (httpx.HTTPError, ValueError, IndexError, AttributeError):
-            return False
+        workers = _describe(client, name).get("workers") or []
         if not workers or any(w.get("status") != "READY" for w in workers):
             return False
     return True
@@ -315,31 +305,17 @@ def status(run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     if state is None or not session_alive(state.pid):
         return {"running": False, "run_dir": str(Path(run_dir or settings.serve_dir()))}
     info: dict[str, Any] = {"running": True, **asdict(state), "key_file": str(state.key_file)}
-    try:
-        tokens = state.tokens()
-    except ServerError:
-        tokens = {}
-    ping = _ping(state.inference_url, tokens.get("inference"))
-    info["health"] = ping.get("status") if ping else "unreachable"
-    headers = bearer(tokens.get("management"))
     models: dict[str, Any] = {}
-    for name in state.models:
-        try:
-            resp = httpx.get(f"{state.management_url}/models/{name}", headers=headers, timeout=5)
-            described = resp.json() if resp.status_code == 200 else []
-        except (httpx.HTTPError, ValueError):
-            described = []
-        if described:
-            workers = described[0].get("workers", [])
-            models[name] = {
-                "version": described[0].get("modelVersion"),
-                "batch_size": described[0].get("batchSize"),
-                "workers": [
-                    {"pid": w.get("pid"), "status": w.get("status"), "gpu": w.get("gpu")} for w in workers
-                ],
-            }
-        else:
-            models[name] = {"workers": []}
+    with _client(state) as client:
+        info["health"] = _health(client) or "unreachable"
+        for name in state.models:
+            described = _describe(client, name)
+            workers = described.get("workers") or []
+            listed = [{"pid": w.get("pid"), "status": w.get("status"), "gpu": w.get("gpu")} for w in workers]
+            models[name] = {"workers": listed}
+            if described:
+                models[name]["version"] = described.get("modelVersion")
+                models[name]["batch_size"] = described.get("batchSize")
     info["models"] = models
     return info
 

@@ -6,8 +6,10 @@ The same flags work under torchrun (``torchrun --nproc_per_node N -m training ..
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 from pathlib import Path
+from typing import Any
 
 from training.config import AMP_MODES, TrainConfig
 from training.loss_networks import LOSS_NETWORKS, VGG_WEIGHTS_ENV
@@ -87,45 +89,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+# Fields whose flag has another name: field -> (flag's dest, whether the flag negates it).
+_FLAGS = {"random_crop": ("center_crop", True), "num_workers": ("workers", False)}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    resume = args.resume if isinstance(args.resume, bool) else Path(args.resume)
-    return TrainConfig(
-        style_image=args.style_image,
-        data=args.data,
-        name=args.name,
-        out=args.out,
-        epochs=args.epochs,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        style_size=args.style_size,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        content_layers=args.content_layers,
-        style_layers=args.style_layers,
-        style_layer_weights=args.style_layer_weights,
-        lr=args.lr,
-        loss_network=args.loss_network,
-        vgg_weights=args.vgg_weights,
-        width=args.width,
-        adversarial_weight=args.adversarial_weight,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-        channels_last=not args.no_channels_last,
-        random_crop=not args.center_crop,
-        checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every,
-        num_workers=args.workers,
-        resume=resume,
-        install=not args.no_install,
-        tensorboard=not args.no_tensorboard,
-        progress=not args.no_progress,
-        download=not args.no_download,
-        extend=args.extend,
-        extend_init=args.extend_init,
-    )
+    """Every flag is a TrainConfig field: ``--x-y`` is ``x_y``, ``--no-x`` is ``x=False``."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(TrainConfig):
+        dest, negate = _FLAGS.get(field.name, (field.name, False))
+        if not hasattr(args, dest) and hasattr(args, f"no_{dest}"):
+            dest, negate = f"no_{dest}", True
+        if hasattr(args, dest):
+            value = getattr(args, dest)
+            values[field.name] = not value if negate else value
+    return TrainConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
