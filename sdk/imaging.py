@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union
+from typing import IO, TYPE_CHECKING, BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -422,7 +422,7 @@ def resize_max_side(img: DecodedImage, max_side: int | None) -> DecodedImage:
     """Shrink so the longest side is at most ``max_side`` (aspect kept); never upscales."""
     if max_side is None:
         return img
-    check_max_side(max_side)
+    wire.check_int("max_side", max_side, 1, wire.MAX_SIDE)
     w, h = img.size
     if max(w, h) <= max_side:
         return img
@@ -431,13 +431,6 @@ def resize_max_side(img: DecodedImage, max_side: int | None) -> DecodedImage:
     rgb = np.array(_resize(Image.fromarray(img.rgb, "RGB"), size))
     alpha = None if img.alpha is None else np.array(_resize(Image.fromarray(img.alpha, "L"), size))
     return replace(img, rgb=rgb, alpha=alpha, size=size)
-
-
-def check_max_side(max_side: Any) -> int:
-    """Validate a ``max_side`` option from Python: an int from 1 to :data:`sdk.wire.MAX_SIDE`."""
-    if isinstance(max_side, (str, bytes, bytearray)):
-        raise BadOptionError(f"max_side must be a number, not the text {wire.shown(max_side)}.")
-    return wire.parse_int("max_side", max_side)
 
 
 def _resize(im: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -726,18 +719,13 @@ def preserve_color(content_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndar
 def blend(content_rgb: np.ndarray, stylized_rgb: np.ndarray, strength: float) -> np.ndarray:
     """Fade from the photo (strength 0) to the stylized image (strength 1)."""
     _same_shape(content_rgb, stylized_rgb, "blend")
-    strength = check_strength(strength)
+    strength = wire.check_number("strength", strength, 0.0, 1.0)
     if strength == 1.0:
         return stylized_rgb
     if strength == 0.0:
         return content_rgb
     mixed = Image.blend(Image.fromarray(content_rgb, "RGB"), Image.fromarray(stylized_rgb, "RGB"), strength)
     return np.asarray(mixed)
-
-
-def check_strength(strength: Any) -> float:
-    """Validate a style strength from Python: a finite number in [0, 1]."""
-    return wire.check_number("strength", strength, 0.0, 1.0)
 
 
 def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -829,8 +817,6 @@ __all__ = [
     "ImageInput",
     "ImageLimits",
     "blend",
-    "check_max_side",
-    "check_strength",
     "decode",
     "encode",
     "finish",

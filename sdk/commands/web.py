@@ -19,14 +19,24 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 MAX_CONNECTIONS = 64
 
 
+# Numeric options: flag, parser, (lowest, highest), default, help ("(default: ...)" is added).
+_NUMBERS: tuple[tuple[str, Any, tuple[float, float], float, str], ...] = (
+    ("--port", wire.parse_int, (0, 65535), 8000, "port to listen on"),
+    ("--max-upload-mb", wire.parse_float, (0.001, 4096), 20.0, "largest upload accepted, in MB"),
+    ("--max-side", wire.parse_int, (1, wire.MAX_SIDE), 2048, "longest side stylized (larger: scaled down)"),
+    ("--max-pending", wire.parse_int, (1, 10_000), WebSettings.max_pending,
+     "stylize requests admitted at once; the next gets 503"),
+    ("--body-timeout", wire.parse_float, (0.1, 86_400), WebSettings.body_timeout,
+     "seconds an upload may take"),
+    ("--header-timeout", wire.parse_float, (0.1, 3600), HeaderDeadlineProtocol.header_timeout,
+     "seconds a request's headers may take"),
+    ("--max-connections", wire.parse_int, (1, 100_000), MAX_CONNECTIONS,
+     "open connections at most; more get 503"),
+)  # fmt: skip
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--port",
-        type=wire.arg_type(wire.parse_int, "--port", 0, 65535),
-        default=8000,
-        help="port to listen on (default: %(default)s)",
-    )
     parser.add_argument(
         "--server",
         metavar="URL",
@@ -41,18 +51,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="photo the style thumbnails are painted on (default: a drawn landscape)",
     )
     parser.add_argument(
-        "--max-upload-mb",
-        type=wire.arg_type(wire.parse_float, "--max-upload-mb", 0.001, 4096),
-        default=20.0,
-        help="largest upload accepted (default: %(default)s MB)",
-    )
-    parser.add_argument(
-        "--max-side",
-        type=wire.arg_type(wire.parse_int, "--max-side"),
-        default=2048,
-        help="longest side stylized; larger photos are scaled down (default: %(default)s)",
-    )
-    parser.add_argument(
         "--allow-host",
         action="append",
         default=[],
@@ -60,30 +58,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also answer to this Host name (repeatable; '*' for any). Default: the --host "
         "address and the loopback names",
     )
-    parser.add_argument(
-        "--max-pending",
-        type=wire.arg_type(wire.parse_int, "--max-pending", 1, 10_000),
-        default=WebSettings.max_pending,
-        help="stylize requests admitted at once; the next gets 503 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--body-timeout",
-        type=wire.arg_type(wire.parse_float, "--body-timeout", 0.1, 86_400),
-        default=WebSettings.body_timeout,
-        help="seconds an upload may take (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--header-timeout",
-        type=wire.arg_type(wire.parse_float, "--header-timeout", 0.1, 3600),
-        default=HeaderDeadlineProtocol.header_timeout,
-        help="seconds a request's headers may take (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=wire.arg_type(wire.parse_int, "--max-connections", 1, 100_000),
-        default=MAX_CONNECTIONS,
-        help="open connections at most; more get 503 (default: %(default)s)",
-    )
+    for flag, parse, bounds, default, text in _NUMBERS:
+        kind = wire.arg_type(parse, flag, *(int(b) if parse is wire.parse_int else b for b in bounds))
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)s)")
 
 
 def allowed_hosts(bound: str, extra: Sequence[str]) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePath
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, cast, get_args
 from urllib.parse import quote
 
 import anyio
@@ -49,7 +49,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from sdk import api, imaging, wire
-from sdk.api import Backend
 from sdk.errors import (
     AuthenticationError,
     BadOptionError,
@@ -80,16 +79,11 @@ _FORM_OVERHEAD = 64 * 1024
 T = TypeVar("T")
 
 
-@runtime_checkable
-class ListsStyles(Protocol):
-    """A backend that can say which styles it serves (``sdk.client.StyleClient`` does)."""
+class StyleServer(Protocol):
+    """What the app needs of a style server's client (``sdk.client.StyleClient`` is one): its
+    styles, and a request sent as it came, answered in the requested format (no re-encoding)."""
 
     def styles(self, refresh: bool = True) -> list[StyleInfo]: ...
-
-
-@runtime_checkable
-class SendsBytes(Protocol):
-    """A backend that returns the encoded image as the server sent it (``StyleClient`` does)."""
 
     def send(self, image: bytes, request: wire.StyleRequest) -> bytes: ...
 
@@ -127,13 +121,8 @@ class WebSettings:
 # API models
 
 
-StyleKind = Literal["feedforward", "multistyle", "arbitrary", "unknown"]
 # A style server may serve archives that were not made by stylekit: their kind is "unknown".
-_KINDS: dict[str, StyleKind] = {
-    "feedforward": "feedforward",
-    "multistyle": "multistyle",
-    "arbitrary": "arbitrary",
-}
+StyleKind = Literal["feedforward", "multistyle", "arbitrary", "unknown"]
 
 
 class StyleOut(BaseModel):
@@ -367,7 +356,7 @@ FILE_FIELDS = ("image", "style_image")
 class _State:
     """What one app instance holds between requests."""
 
-    def __init__(self, backend: Backend | SendsBytes | None, settings: WebSettings, device: str) -> None:
+    def __init__(self, backend: StyleServer | None, settings: WebSettings, device: str) -> None:
         self.settings = settings
         self.remote = backend is not None
         self.device = device
@@ -396,14 +385,7 @@ class _State:
             # Canonical names: the registry resolves them as names, never as files.
             resolved = default_registry().resolve(request.style)
             return imaging.encode(api.engine(self.device).run(decoded, resolved, request), request.format)
-        if isinstance(self.backend, SendsBytes):
-            return self.backend.send(photo, request)
-        assert isinstance(self.backend, Backend)
-        image = self.backend.stylize(
-            photo, request.style, style_image=request.style_image, strength=request.strength,
-            preserve_color=request.preserve_color, max_side=request.max_side,
-        )  # fmt: skip
-        return imaging.encode(image, request.format)
+        return self.backend.send(photo, request)
 
     async def run(self, fn: partial[T], *, queue: Literal["stylize", "thumbnail", "light"]) -> T:
         """Run blocking work in a worker thread, never on the event loop.
@@ -448,10 +430,7 @@ class _State:
 
     def styles(self, refresh: bool = True) -> list[StyleOut]:
         """What the backend serves; ``refresh=False`` lets a style server's client answer from its cache."""
-        if self.remote and isinstance(self.backend, ListsStyles):
-            items: Iterable[StyleInfo] = self.backend.styles(refresh=refresh)
-        else:
-            items = api.list_styles()
+        items = api.list_styles() if self.backend is None else self.backend.styles(refresh=refresh)
         return [_style_out(item) for item in items]
 
     def resolve(self, style: wire.StyleChoice) -> tuple[wire.StyleChoice, list[StyleOut]]:
@@ -489,7 +468,7 @@ def _style_out(info: StyleInfo) -> StyleOut:
     query = f"?v={info.revision}" if info.revision else ""
     return StyleOut(
         name=info.name,
-        kind=_KINDS.get(info.kind, "unknown"),
+        kind=cast(StyleKind, info.kind if info.kind in get_args(StyleKind) else "unknown"),
         description=info.description,
         aliases=list(info.aliases),
         source=info.source,
@@ -502,7 +481,7 @@ def _style_out(info: StyleInfo) -> StyleOut:
     )
 
 
-def create_app(backend: Backend | SendsBytes | None = None, *, settings: WebSettings | None = None,
+def create_app(backend: StyleServer | None = None, *, settings: WebSettings | None = None,
                device: str = "auto") -> FastAPI:
     """The web demo app. ``backend=None`` stylizes with the local engine on ``device``."""
     state = _State(backend, settings or WebSettings(), device)
