@@ -112,9 +112,6 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
             }
         )
 
-    def _style_for(self, item: Item) -> ResolvedStyle:
-        return self.package.resolve(item.request.style)
-
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes | str]:
         self.context = context
         if self._is_describe():
@@ -147,7 +144,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
     ) -> tuple[Item, imaging.DecodedImage, ResolvedStyle] | StylekitError:
         try:
             req = parse_request(item, headers)
-            return req, imaging.decode(req.image, self.engine.limits), self._style_for(req)
+            return req, imaging.decode(req.image, self.engine.limits), self.package.resolve(req.request.style)
         except StylekitError as exc:
             return exc
         except Exception:

@@ -243,21 +243,6 @@ class Engine:
         decoded = [self._decode(item) for item in items]
         return self._run_items(job, decoded, batch=self.batch_same_size)
 
-    def stylize_batch(
-        self,
-        items: Sequence[ImageInput | DecodedImage],
-        style: ResolvedStyle,
-        *,
-        style_image: ImageInput | None = None,
-        strength: float = 1.0,
-        preserve_color: bool = False,
-        max_side: int | None = None,
-    ) -> list[Image.Image]:
-        """Keyword form of :meth:`run_batch`."""
-        request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
-                               style_image=style_image)  # fmt: skip
-        return self.run_batch(items, style, request)
-
     def load(self, package: StylePackage) -> StyleModel:
         """The package's generator on this engine's device and dtype (loaded once, then cached)."""
         manifest = package.manifest

@@ -34,6 +34,7 @@ from sdk.package import (
     write_package,
 )
 from sdk.registry import StyleRegistry, StyleSpec
+from sdk.wire import StyleRequest
 
 
 class TinyFeedforward(nn.Module):
@@ -157,7 +158,7 @@ class Named:
         return self.engine.stylize(image, self.registry.resolve(style), **options)
 
     def stylize_batch(self, items: Any, style: Any, **options: Any) -> list[Image.Image]:
-        return self.engine.stylize_batch(items, self.registry.resolve(style), **options)
+        return self.engine.run_batch(items, self.registry.resolve(style), StyleRequest(**options))
 
     def resolve(self, style: Any) -> ResolvedStyle:
         return self.registry.resolve(style)
