@@ -1,7 +1,7 @@
 """Serving throughput: TorchServe + stylekit handler next to the local engine, same work, same run.
 
 For 1, 4 and 8 concurrent clients, every client sends 512 px JPEG photos and gets PNGs back:
-- ``served``: ``StyleClient.stylize_bytes`` against a TorchServe started here (its own ports and
+- ``served``: ``StyleClient.send`` against a TorchServe started here (its own ports and
   run dir, the production model config from ``deploy/model-config``);
 - ``local``: ``Engine.stylize`` in this process doing the same work (decode the JPEG bytes,
   stylize, encode PNG), with the same number of threads.
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from sdk.registry import default_registry
     from sdk.serving import server
     from sdk.serving.archive import build_archive
+    from sdk.wire import StyleRequest
 
     registry = default_registry()
     spec = (
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             target = f"{model}:{spec.name}"
 
             def served(data: bytes) -> bytes:
-                return client.stylize_bytes(data, target)
+                return client.send(data, StyleRequest(style=target))
 
             served(images[0])
             for clients in levels:

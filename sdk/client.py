@@ -536,28 +536,10 @@ class StyleClient:
         max_side: int | None = None,
         format: str = "PNG",
     ) -> Image.Image:
-        """Stylize on the server; same options and errors as :func:`sdk.stylize`."""
+        """Stylize on the server; same options and errors as :func:`sdk.stylize`. (The encoded
+        answer as it came: :meth:`send`.)"""
         from sdk import imaging
 
-        content = self.stylize_bytes(
-            image, style, style_image=style_image, strength=strength, preserve_color=preserve_color,
-            max_side=max_side, format=format,
-        )  # fmt: skip
-        decoded = imaging.decode(content)
-        return imaging.finish(decoded.rgb, decoded)
-
-    def stylize_bytes(
-        self,
-        image: ImageInput,
-        style: str | os.PathLike[str] | Mapping[str, float],
-        *,
-        style_image: ImageInput | None = None,
-        strength: float = 1.0,
-        preserve_color: bool = False,
-        max_side: int | None = None,
-        format: str = "PNG",
-    ) -> bytes:
-        """Like :meth:`stylize`, but return the encoded image the server sent (``format``)."""
         if isinstance(style, os.PathLike) or (isinstance(style, str) and style.endswith((".pt", ".json"))):
             raise BadOptionError(
                 "A server serves its own archives; name one of its styles, not a package file."
@@ -565,7 +547,8 @@ class StyleClient:
         choice = dict(style) if isinstance(style, Mapping) else style
         request = wire.StyleRequest(style=choice, strength=strength, preserve_color=preserve_color,
                                     max_side=max_side, format=format, style_image=style_image)  # fmt: skip
-        return self.send(image, request)
+        decoded = imaging.decode(self.send(image, request))
+        return imaging.finish(decoded.rgb, decoded)
 
     def send(self, image: ImageInput, request: wire.StyleRequest) -> bytes:
         """Send one checked request (its wire form, ``StyleRequest.to_fields``); the encoded
