@@ -11,6 +11,8 @@ from pathlib import Path
 from sdk.errors import BadOptionError
 
 MIME: dict[str, str] = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+#: The file suffix each format is written with (what output file names end in).
+SUFFIX: dict[str, str] = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 _EXTENSIONS: dict[str, str] = {
     "png": "PNG",
     "jpg": "JPEG",
@@ -48,4 +50,4 @@ def mime_type(format: str) -> str:
     return MIME[normalise_format(format)]
 
 
-__all__ = ["MIME", "format_from_name", "mime_type", "normalise_format"]
+__all__ = ["MIME", "SUFFIX", "format_from_name", "mime_type", "normalise_format"]

@@ -34,6 +34,7 @@ from sdk.errors import (
     ServerUnavailableError,
     StylekitError,
 )
+from sdk.formats import SUFFIX, format_from_name
 
 if TYPE_CHECKING:
     from sdk.api import Backend, StyleArg
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 # Suffixes picked up when walking a folder (a file named explicitly is always tried).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
-SUFFIX_FOR = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +73,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="output file (one input) or folder (default: current folder)",
     )
     parser.add_argument(
-        "--format", choices=sorted(FORMATS), help="output format (default: from -o, else png)"
+        "--format",
+        choices=sorted(suffix[1:] for suffix in SUFFIX.values()),
+        help="output format (default: from -o, else png)",
     )
     parser.add_argument(
         "--max-side",
@@ -109,11 +110,9 @@ def _style_label(style: str | Mapping[str, float], style_image: str | None, cano
 
 
 def _output_format(args: argparse.Namespace, out_file: Path | None) -> str:
-    chosen = FORMATS[args.format] if args.format else None
+    chosen = format_from_name(args.format) if args.format else None
     if out_file is not None:
-        from sdk import imaging
-
-        from_name = imaging.format_from_name(out_file.name)
+        from_name = format_from_name(out_file.name)
         if chosen and chosen != from_name:
             raise BadOptionError(
                 f"--format {args.format} does not match the output file name {out_file.name}."
@@ -161,7 +160,7 @@ def plan(args: argparse.Namespace, label: str) -> tuple[list[Job], str, bool]:
     out_file = out if out_is_file else None
     out_dir = out or Path(".")  # used when out_file is None
     fmt = _output_format(args, out_file)
-    suffix = SUFFIX_FOR[fmt]
+    suffix = SUFFIX[fmt]
 
     jobs: list[Job] = []
     for given in inputs:

@@ -62,6 +62,7 @@ from sdk.errors import (
     UnsupportedMediaTypeError,
     UploadTimeoutError,
 )
+from sdk.formats import SUFFIX
 from sdk.info import StyleInfo
 from sdk.registry import default_registry
 from sdk.web.guard import INTERNAL_ERROR, LOOPBACK_HOSTS, Guard
@@ -72,7 +73,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Gallery cards show thumbnails at about 100 CSS pixels; 160 keeps them sharp at 1.5x.
 THUMBNAIL_SIDE = 160
-EXTENSIONS: dict[str, str] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 # Multipart framing (boundaries, part headers, the small text fields) on top of the files.
 _FORM_OVERHEAD = 64 * 1024
 
@@ -269,7 +269,7 @@ def download_name(photo_name: str | None, style: str | Mapping[str, float], pain
         label = _slug(style, "styled")
     else:
         label = _slug("-".join(style), "blend")
-    return f"{stem}-{label}.{EXTENSIONS[fmt]}"
+    return f"{stem}-{label}{SUFFIX[fmt]}"
 
 
 def _megabytes(n: int) -> str:
