@@ -37,6 +37,8 @@ setup(
         "sdk": ["py.typed"],
         "sdk.styles": ["*.pt", "*.json", "NOTICE", "*.jpg"],
         "sdk.web": ["static/*"],
+        # What `stylekit serve` and `stylekit archive` read at run time (one copy: deploy/ uses these).
+        "sdk.serving": ["config/*.properties", "config/model-config/*.yaml"],
         "handlers": ["py.typed"],
         "training": ["py.typed"],
     },

@@ -8,4 +8,4 @@ STYLEKIT="${STYLEKIT:-.venv/bin/stylekit}"
 if ! compgen -G "model_archives/*.mar" >/dev/null; then
   "$STYLEKIT" archive --all -o model_archives
 fi
-exec "$STYLEKIT" serve start --config deploy/config.properties --model-store model_archives "$@"
+exec "$STYLEKIT" serve start --model-store model_archives "$@"

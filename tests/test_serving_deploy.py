@@ -19,10 +19,11 @@ import pytest
 import torch
 import yaml
 
+import sdk
 from sdk.errors import BadOptionError, StylePackageError
 from sdk.package import Manifest, StylePackage, write_package
-from sdk.serving.archive import build_archive
-from sdk.serving.server import _pick_models, read_properties
+from sdk.serving.archive import DEFAULT_CONFIG_DIR, build_archive
+from sdk.serving.server import DEFAULT_CONFIG, _pick_models, read_properties
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -111,7 +112,7 @@ def _check_locked_down(props: dict[str, str]) -> None:
 
 
 def test_local_config_binds_loopback_with_tokens_and_no_model_api() -> None:
-    props = read_properties(DEPLOY / "config.properties")
+    props = read_properties(DEFAULT_CONFIG)
     _check_locked_down(props)
     for key in ("inference_address", "management_address", "metrics_address"):
         assert props[key].startswith("http://127.0.0.1:"), key
@@ -128,7 +129,7 @@ def test_container_configs() -> None:
     assert kserve["grpc_inference_address"] == "127.0.0.1"
 
 
-@pytest.mark.parametrize("path", sorted((DEPLOY / "model-config").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(DEFAULT_CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_model_configs(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
     assert set(config) >= {"minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout"}
@@ -208,3 +209,17 @@ def test_building_an_archive_imports_neither_handlers_nor_training(tint_package:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           timeout=300)  # fmt: skip
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_what_serve_and_archive_read(tmp_path: Path) -> None:
+    """`stylekit serve start` and `stylekit archive` read their configs from the package, so an
+    installed copy finds them (it found nothing under site-packages/deploy/ before)."""
+    package = Path(sdk.__file__).resolve().parent
+    assert DEFAULT_CONFIG.is_relative_to(package) and DEFAULT_CONFIG_DIR.is_relative_to(package)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*build, "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
+    [wheel] = tmp_path.glob("stylekit-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {str(p.relative_to(REPO)) for p in [DEFAULT_CONFIG, *DEFAULT_CONFIG_DIR.glob("*.yaml")]}
+    assert shipped <= names and "sdk/serving/config/model-config/multistyle26.yaml" in names

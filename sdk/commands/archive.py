@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--config-dir",
-        help="folder of <name>.yaml / default.yaml model configs (default deploy/model-config)",
+        help="folder of <name>.yaml / default.yaml model configs (default: the ones stylekit ships)",
     )
     parser.add_argument(
         "--no-force", action="store_true", help="fail instead of overwriting an existing archive"

@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run_help = "folder for this server's config, logs, temp files and tokens (default $STYLEKIT_HOME/serve)"
     p_start = sub.add_parser("start", help="start TorchServe in the background and wait until it is healthy")
-    p_start.add_argument("--config", help="TorchServe config.properties (default deploy/config.properties)")
+    p_start.add_argument("--config", help="TorchServe config.properties (default: the one stylekit ships)")
     p_start.add_argument(
         "--model-store", help="folder with the .mar files (default: the config's model_store)"
     )

@@ -3,7 +3,7 @@
 One archive per style package: a multistyle network becomes one archive that serves all its
 sub-styles. An archive holds the package's TorchScript file, its manifest (and any other file
 the manifest pins), the handler ``handlers/stylize_handler.py`` and the model-config YAML
-(batch size, delay, workers, timeout) from ``deploy/model-config/<name>.yaml`` or
+(batch size, delay, workers, timeout) from ``sdk/serving/config/model-config/<name>.yaml`` or
 ``default.yaml``. The handler imports the installed ``sdk`` package: the server's Python
 environment needs stylekit installed, the archive carries no copy of the SDK.
 
@@ -28,7 +28,8 @@ from sdk.package import StylePackage, read_package, sha256_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "model-config"
+# Per-style TorchServe settings ship with the package: `stylekit archive` finds them installed.
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent / "config" / "model-config"
 
 
 @dataclass(frozen=True)

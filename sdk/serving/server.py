@@ -32,7 +32,8 @@ from sdk.serving.state import KEY_FILE, STATE_FILE, ServerState
 
 log = logging.getLogger(__name__)
 
-REPO_DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+# The local server's TorchServe config ships with the package (what an installed command needs).
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "config" / "config.properties"
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -149,7 +150,7 @@ def start(
             f"A server started from {run} is already running (pid {existing.pid}, "
             f"{existing.inference_url}); stop it first with 'stylekit serve stop'."
         )
-    cfg_path = Path(config) if config else REPO_DEPLOY / "config.properties"
+    cfg_path = Path(config) if config else DEFAULT_CONFIG
     if not cfg_path.is_file():
         raise BadOptionError(f"TorchServe config {cfg_path} not found (pass --config).")
     props = read_properties(cfg_path)
