@@ -7,8 +7,9 @@ from setuptools import find_packages, setup
 EXTRAS = {
     # Training needs torchvision (VGG loss networks) and TensorBoard logging.
     "train": ["torchvision>=0.19", "tensorboard>=2.14"],
-    # Serving: TorchServe itself, its archiver and BaseHandler's undeclared yaml need.
-    "serve": ["torchserve>=0.12", "torch-model-archiver>=0.12", "pyyaml>=6"],
+    # Serving: TorchServe itself, its archiver, BaseHandler's undeclared yaml need, and psutil
+    # (`stylekit serve` finds the server's processes with it). sdk/extras.py says what each extra brings.
+    "serve": ["torchserve>=0.12", "torch-model-archiver>=0.12", "pyyaml>=6", "psutil>=5.9"],
     "web": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],
     # Development: tests, linters, and the ONNX originals the parity tests compare against.
     "dev": [

@@ -17,11 +17,12 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from sdk import extras
 from sdk.errors import StylekitError
 
 
-def commands() -> dict[str, tuple[str, str]]:
-    """name -> (module, one-line help): sdk's own, then those other packages publish."""
+def commands() -> dict[str, tuple[str, str, str | None]]:
+    """name -> (module, one-line help, extra it needs): sdk's own, then those other packages publish."""
     from importlib.metadata import entry_points
 
     from sdk.commands import COMMANDS, ENTRY_POINT_GROUP
@@ -34,7 +35,8 @@ def commands() -> dict[str, tuple[str, str]]:
             logging.getLogger(__name__).warning("commands of %s could not be loaded: %s", ep.value, exc)
             continue
         for name, entry in dict(table).items():
-            found.setdefault(str(name), (str(entry[0]), str(entry[1])))
+            extra = entry[2] if len(entry) > 2 and entry[2] else None
+            found.setdefault(str(name), (str(entry[0]), str(entry[1]), extra))
     return found
 
 
@@ -53,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"stylekit: error: {message} (see '{self.prog} --help')\n")
 
 
-def _top_parser(table: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
+def _top_parser(table: dict[str, tuple[str, str, str | None]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylekit",
         description="Fast neural style transfer.",
@@ -61,7 +63,7 @@ def _top_parser(table: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in table.items():
+    for name, (_, help_text, _) in table.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
@@ -91,12 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
-    module_name, help_text = table[name]
+    module_name, help_text, extra = table[name]
     parser = _Parser(prog=f"stylekit {name}", description=help_text)
     try:
+        if extra is not None:
+            extras.require(extra, name)  # before anything starts: no half-done work, no state behind
         module = importlib.import_module(module_name)
+    except extras.MissingExtraError as exc:
+        print(f"stylekit: error: {exc.message}", file=sys.stderr)
+        return 2
     except ImportError as exc:
-        print(f"stylekit: error: '{name}' needs a component that is not installed ({exc}).", file=sys.stderr)
+        print(f"stylekit: error: {_missing(name, exc)}", file=sys.stderr)
         return 2
     module.configure(parser)
     try:
@@ -111,12 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stylekit: interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:  # a part the command loads only when it runs
+        print(f"stylekit: error: {_missing(name, exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:
         # A bug or a failure nobody foresaw: still one line for the user; -vv logs the traceback.
         logging.getLogger("sdk.cli").debug("%s failed", name, exc_info=True)
         print(f"stylekit: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
               f"(run 'stylekit -vv {name} ...' for the traceback)", file=sys.stderr)  # fmt: skip
         return 2
+
+
+def _missing(command: str, exc: ImportError) -> str:
+    """One sentence for a module that is not installed, naming the extra that brings it."""
+    provider = extras.extra_providing(exc.name)
+    if provider is not None:
+        return extras.message(provider, command)
+    return f"'{command}' needs {exc.name or exc}, which is not installed"
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

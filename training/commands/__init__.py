@@ -6,13 +6,14 @@ Published to ``stylekit`` as the entry point ``training`` in the group ``styleki
 
 from __future__ import annotations
 
-#: name -> (module, one-line help).
-COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("training.commands.train", "train a new style (residual generator, perceptual loss)"),
-    "export": ("training.commands.export", "export a training checkpoint as a style package"),
+#: name -> (module, one-line help, the extra it needs: see sdk.extras).
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "train": ("training.commands.train", "train a new style (residual generator, perceptual loss)", "train"),
+    "export": ("training.commands.export", "export a training checkpoint as a style package", "train"),
     "import-pretrained": (
         "training.commands.import_pretrained",
         "rebuild the built-in styles from the ONNX originals",
+        None,
     ),
 }
 
