@@ -94,11 +94,12 @@ def test_every_command_follows_the_one_convention() -> None:
     import importlib
 
     from sdk.cli import commands
+    from sdk.extras import EXTRAS
 
     table = commands()
     expected = {"stylize", "styles", "archive", "serve", "web", "train", "export", "import-pretrained"}
     assert expected <= set(table)
-    for name, (module, help_text) in table.items():
-        assert module.split(".")[1] == "commands" and help_text, name
+    for name, (module, help_text, extra) in table.items():
+        assert module.split(".")[1] == "commands" and help_text and extra in (None, *EXTRAS), name
         mod = importlib.import_module(module)
         assert callable(mod.configure) and callable(mod.run), name
