@@ -1,12 +1,13 @@
 """stylekit: fast neural style transfer as real software."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 EXTRAS = {
     # Training needs torchvision (VGG loss networks) and TensorBoard logging.
-    "train": ["torchvision>=0.19", "tensorboard>=2.14"],
+    "train": ["torchvision>=0.29", "tensorboard>=2.14"],
     # Serving: TorchServe itself, its archiver, BaseHandler's undeclared yaml need, and psutil
     # (`stylekit serve` finds the server's processes with it). sdk/extras.py says what each extra brings.
     "serve": ["torchserve>=0.12", "torch-model-archiver>=0.12", "pyyaml>=6", "psutil>=5.9"],
@@ -27,7 +28,8 @@ EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web") for dep in EXT
 
 setup(
     name="stylekit",
-    version="0.1.0",
+    # One version: sdk.__version__ (what `stylekit --version` prints), read without importing sdk.
+    version=re.search(r'__version__ = "([^"]+)"', Path("sdk/__init__.py").read_text(encoding="utf-8"))[1],
     description="Fast neural style transfer: SDK, training, TorchServe handlers and a web demo",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -43,7 +45,7 @@ setup(
         "handlers": ["py.typed"],
         "training": ["py.typed"],
     },
-    install_requires=["torch>=2.4", "numpy>=1.24", "pillow>=10.0", "tqdm>=4.66", "httpx>=0.27"],
+    install_requires=["torch>=2.14", "numpy>=1.24", "pillow>=10.0", "tqdm>=4.66", "httpx>=0.27"],
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": ["stylekit = sdk.cli:entry"],

@@ -62,6 +62,7 @@ def _top_parser(table: dict[str, tuple[str, str, str | None]]) -> argparse.Argum
         epilog="Run 'stylekit COMMAND --help' for a command's options.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text, _) in table.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -85,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = (args_list[0], args_list[1:]) if args_list else ("", [])
     # sdk's own commands need no look at other packages (the fast path of `stylekit stylize`).
     table = COMMANDS if name in COMMANDS else commands()
+    if name == "--version":
+        import platform
+
+        from sdk import __version__
+
+        print(f"stylekit {__version__} (Python {platform.python_version()})")
+        return 0
     if not args_list or name in ("-h", "--help"):
         _top_parser(table).print_help()
         return 0 if args_list else 2

@@ -339,3 +339,24 @@ def test_stylize_keeps_heavy_modules_off_the_shell_path(
     args = ["stylize", str(photos[0]), "-s", str(negative), "-o", str(tmp_path / "o.png")]
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=180)
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"stylekit {sdk.__version__} (Python ") and version("stylekit") == sdk.__version__
+
+
+def test_the_declared_torch_range_starts_where_it_is_tested() -> None:
+    """The shipped TorchScript files were written by torch 2.14; that is the lowest version the
+    suite runs on, so it is the lowest the package declares (it said 2.4 before)."""
+    import re
+    from importlib.metadata import requires
+
+    import torch
+
+    torch_req = next(r for r in requires("stylekit") or [] if re.match(r"torch\b(?!vision)", r))
+    lower = re.search(r">=\s*([0-9.]+)", torch_req)
+    assert lower is not None and torch.__version__.split("+")[0].startswith(lower[1].rstrip(".") + ".")
