@@ -8,6 +8,7 @@ round-trips), not the taste of the styles. Sizes are tiny (64 px crops, width 0.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -471,3 +472,20 @@ def test_ddp_two_gloo_ranks_stay_identical(
     assert ckpt["step"] == 3 and np.isfinite(ckpt["losses"]["total"])
     for key, tensor in ckpt["generator"].items():
         assert torch.equal(tensor, r0["generator"][key])
+
+
+def test_training_progress_without_a_terminal_is_one_line_per_log_step(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    """Not a terminal (a log file, CI): no carriage-return bar, one readable line per --log-every."""
+    data = link_photos(photos, tmp_path / "data", 4)
+    cmd = [sys.executable, "-m", "sdk.cli", "train", "--style-image", str(style_images[4]),
+           "--data", str(data), "--name", "logged", "--out", str(tmp_path / "run"), "--steps", "3",
+           "--batch-size", "2",
+           "--image-size", "32", "--width", "0.25", "--vgg-weights", str(random_vgg19), "--no-download",
+           "--no-tensorboard", "--no-install", "--log-every", "1"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr
+    steps = re.findall(r"step (\d+)/3: total [0-9.e+-]+, content .*images/s", done.stderr)
+    assert steps == ["1", "2", "3"], done.stderr[-2000:]

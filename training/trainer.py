@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -459,8 +460,11 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(cfg.run_dir / "tensorboard"))
+        # A bar only on a terminal: in a log file its carriage returns are noise; there the
+        # step's log line (_log) is the progress.
+        show_bar = main and cfg.progress and sys.stderr.isatty()
         bar = tqdm(
-            total=self.total_steps, initial=self.step, disable=not (main and cfg.progress),
+            total=self.total_steps, initial=self.step, disable=not show_bar,
             desc=cfg.name, unit="step", dynamic_ncols=True,
         )  # fmt: skip
         self.generator.train()
@@ -546,7 +550,9 @@ class Trainer:
             total=f"{self.losses['total']:.4g}", content=f"{self.losses['content']:.3g}",
             style=f"{self.losses['style']:.3g}", img_s=f"{rate:.2f}",
         )  # fmt: skip
-        log.info("step %d: %s", self.step, {k: round(v, 6) for k, v in self.losses.items()})
+        loss = self.losses
+        log.info("step %d/%d: total %.4g, content %.3g, style %.3g, %.2f images/s", self.step,
+                 self.total_steps, loss["total"], loss["content"], loss["style"], rate)  # fmt: skip
         if self._writer is not None:
             for key, value in self.losses.items():
                 self._writer.add_scalar(f"train/{key}", value, self.step)

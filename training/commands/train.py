@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,12 @@ def run(args: argparse.Namespace) -> int:
     keep_freed_memory()
     from training.trainer import Trainer
 
-    trainer = Trainer(config_from_args(args))
+    config = config_from_args(args)
+    if config.progress and not sys.stderr.isatty():
+        # No terminal for a bar: the trainer's one line per --log-every steps is the progress.
+        logging.getLogger("training.trainer").setLevel(logging.INFO)
+
+    trainer = Trainer(config)
     try:
         result = trainer.fit()
     finally:
