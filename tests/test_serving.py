@@ -70,6 +70,9 @@ def test_styles_lists_every_substyle_and_the_arbitrary_model(served: Served) -> 
             here.kind, here.description, here.aliases, here.index)  # fmt: skip
         assert (remote.source, remote.license, remote.revision) == (here.source, here.license, here.revision)
         assert remote.origin == f"server:{served.state.inference_url}"
+    # While it started, the server said what it was waiting for.
+    [waiting] = served.started
+    assert "waiting until it answers and arbitrary, multistyle26 each have a ready worker" in waiting
     described = client.describe("multistyle26")
     assert described["stylekit"]["kind"] == "multistyle"
     assert len(described["stylekit"]["styles"]) == len(served.substyles) == 26

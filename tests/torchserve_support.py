@@ -35,6 +35,7 @@ class Served:
     state: server.ServerState
     home: Path
     substyles: list[str]
+    started: list[str]  # what start() said it was waiting for
 
     @property
     def run_dir(self) -> Path:
@@ -85,6 +86,7 @@ def running_torchserve(root: Path) -> Iterator[Served]:
     for pkg in packages:
         build_archive(pkg, root / "store", config_dir=config_dir)
     base = _free_port_block(5)
+    started: list[str] = []
     state = server.start(
         model_store=root / "store",
         port=base,
@@ -92,10 +94,11 @@ def running_torchserve(root: Path) -> Iterator[Served]:
         run_dir=root / "home" / "serve",
         env={"STYLEKIT_MAX_PIXELS": str(MAX_PIXELS)},
         timeout=180,
+        progress=started.append,
     )
     try:
         substyles = [s.name for s in sorted(packages[0].manifest.styles, key=lambda s: s.index)]
-        yield Served(state, root / "home", substyles)
+        yield Served(state, root / "home", substyles, started)
     finally:
         server.stop(state)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sdk.serving.server import start, status, stop
 
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         state = start(
             config=args.config, model_store=args.model_store, models=args.models, gpu=args.gpu,
             port=args.port, worker_port=args.worker_port, run_dir=args.run_dir, timeout=args.timeout,
+            progress=lambda message: print(f"stylekit: {message}", file=sys.stderr, flush=True),
         )  # fmt: skip
         print(f"TorchServe is serving {', '.join(state.models)} at {state.inference_url}")
         print(f"management {state.management_url}, metrics {state.metrics_url}; tokens in {state.key_file}")

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,7 @@ def start(
     run_dir: str | os.PathLike[str] | None = None,
     timeout: float = 120.0,
     env: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ServerState:
     """Start TorchServe in its own session; return once it is healthy and every model has workers.
 
@@ -142,6 +143,7 @@ def start(
     the next four, all on 127.0.0.1; without it the addresses come from the config file
     (the shipped one binds loopback). Without ``gpu`` the server runs on CPU only. ``env``
     adds environment variables for the server and its workers (``STYLEKIT_MAX_PIXELS``, ...).
+    ``progress`` is told, in a sentence, what the start is waiting for.
     """
     run = Path(run_dir or settings.serve_dir()).resolve()
     existing = ServerState.load(run)
@@ -219,6 +221,9 @@ def start(
     )
     state.save()
     log.info("started TorchServe (session %d) in %s", proc.pid, run)
+    if progress is not None:
+        progress(f"TorchServe started (pid {proc.pid}); waiting until it answers and "
+                 f"{', '.join(chosen)} each have a ready worker (up to {timeout:.0f} s)...")  # fmt: skip
     try:
         _wait_healthy(state, proc, timeout)
     except BaseException:
