@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,3 +61,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     with running_torchserve(tmp_path_factory.mktemp("serving")) as state:
         yield state
+
+
+def host_paths(value: object) -> list[str]:
+    """Every string inside ``value`` (a manifest) that names a place on this machine."""
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in host_paths(v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in host_paths(v)]
+    # An absolute path token (/a/b, ~/a, C:\a\b), alone or inside a sentence; "A / B" is not one.
+    absolute = re.compile(r"(^|\s)(~|[A-Za-z]:)?[/\\][^\s/\\]+[/\\]")
+    return [value] if isinstance(value, str) and absolute.search(value) else []

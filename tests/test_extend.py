@@ -6,11 +6,13 @@ from the shipped ``arbitrary`` package, photos from ``../shared/data``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import host_paths
 
 import sdk
 from sdk.errors import BadOptionError
@@ -97,6 +99,7 @@ def test_extend_trains_one_row_and_exports_a_27_style_package(
     assert installed is not None and installed.root == user_styles_dir()
     assert pkg.manifest.training is not None and pkg.manifest.training["base"] == "multistyle26"
     assert pkg.manifest.training["initial_losses"] == trainer.first_losses
+    assert host_paths(json.loads((pkg.root / "wave-extended.json").read_text())) == []  # names, no host paths
     row_size = sum(p.shape[1] for p in base_net.cin_parameters())
     assert pkg.manifest.training["trained_parameters"] == row_size == 990
     extended = load_multistyle(pkg)

@@ -7,6 +7,7 @@ round-trips), not the taste of the styles. Sizes are tiny (64 px crops, width 0.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,12 +22,13 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import host_paths
 
 import sdk
 from sdk import imaging
 from sdk.cli import main as stylekit_main
 from sdk.errors import InvalidImageError, TrainingError, WeightsNotFoundError
-from sdk.package import read_package
+from sdk.package import read_package, sha256_file
 from training.checkpoints import load_checkpoint
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, find_images
@@ -367,6 +369,10 @@ def test_export_round_trips_and_stylizes(
 
     pkg = read_package(tmp_path / "tiny-export.json")
     m = pkg.manifest
+    # The package travels (plugins, .mar files): it records names and digests, never host paths.
+    assert host_paths(json.loads((tmp_path / "tiny-export.json").read_text())) == []
+    assert m.training is not None and m.training["style_image"]["file"] == cfg.style_image.name
+    assert m.training["style_image"]["sha256"] == sha256_file(cfg.style_image)
     assert (m.name, m.kind, m.model_file) == ("tiny-export", "feedforward", "tiny-export.pt")
     assert m.input.multiple == 4
     assert m.source["file"] == cfg.style_image.name

@@ -12,15 +12,24 @@ import copy
 import io
 import logging
 import os
+import re
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from sdk.errors import StylePackageError
-from sdk.package import InputContract, Manifest, StylePackage, SubStyle, quiet_torchscript, write_package
+from sdk.package import (
+    InputContract,
+    Manifest,
+    StylePackage,
+    SubStyle,
+    quiet_torchscript,
+    sha256_file,
+    write_package,
+)
 from sdk.registry import check_style_name
 from sdk.settings import user_styles_dir
 from training.checkpoints import load_checkpoint
@@ -183,14 +192,42 @@ def _source(style_file: str) -> dict[str, str]:
     return {"file": style_file, "attribution": f"trained with stylekit from {style_file}"}
 
 
+# Config fields that hold paths of the machine a style was trained on. A package travels (a
+# plugin, a .mar), so its record keeps what they were, never where: names, and for the painting
+# its digest and size.
+_PATH_FIELDS = ("style_image", "data", "out", "vgg_weights", "resume")
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A training config as a package records it: every path reduced to its file or folder name."""
+    record = dict(config)
+    for key in _PATH_FIELDS:
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            record[key] = PurePath(value).name
+    return record
+
+
+def _provenance(config: dict[str, Any]) -> dict[str, Any]:
+    """The painting a style was trained from: name, sha256 and size (when the file is still there)."""
+    path = Path(str(config.get("style_image", "")))
+    if not path.is_file():
+        return {"file": path.name}
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
 def _training_record(ckpt: dict[str, Any], params: int | None) -> dict[str, Any]:
     """What every package trained here records; ``params`` (a generator's size) None for a new row."""
+    loss_network = dict(ckpt["loss_network"])
+    # "torchvision cache /home/me/.cache/...": where the weights were is this machine's business.
+    loss_network["weights"] = re.sub(r"(/[^/\s]+)+/", "", str(loss_network.get("weights", "")))
     record = {
-        "config": ckpt["config"],
+        "config": portable_config(ckpt["config"]),
+        "style_image": _provenance(ckpt["config"]),
         "steps": ckpt["step"],
         "epochs": ckpt["epoch"],
         "final_losses": ckpt["losses"],
-        "loss_network": ckpt["loss_network"],
+        "loss_network": loss_network,
         "skipped_files": len(ckpt["skipped_files"]),
     }
     if params is not None:
