@@ -193,26 +193,22 @@ class StylePackage:
         package needs. ``None``: the package's only style. Names and aliases are matched
         case-insensitively and are never files; a blend maps sub-style names to weights."""
         manifest = self.manifest
-        if manifest.kind != "multistyle":
-            own = {manifest.name.lower(): manifest.name}
-            if style is not None and (not isinstance(style, str) or style.strip().lower() not in own):
-                raise UnknownStyleError(wire.unknown_style_message(str(style), own))
-            return ResolvedStyle.of(self)
-        index: dict[str, SubStyle] = {}
-        for sub in manifest.styles:
-            index.update({alias.lower(): sub for alias in sub.aliases})
-        index.update({sub.name.lower(): sub for sub in manifest.styles})
         if style is None:
+            if manifest.kind != "multistyle":
+                return ResolvedStyle.of(self)
             names = ", ".join(sub.name for sub in manifest.styles)
             raise BadOptionError(f"Model {manifest.name!r} has several styles; choose one of: {names}.")
-        choice = {style: 1.0} if isinstance(style, str) else dict(style)
-        names_only = {key.lower(): sub.name for key, sub in index.items()}
+        # lowercased name or alias -> (sub-style index, name); a single-style package is its name.
+        known: dict[str, tuple[int | None, str]] = {manifest.name.lower(): (None, manifest.name)}
+        if manifest.kind == "multistyle":
+            known = {alias.lower(): (sub.index, sub.name) for sub in manifest.styles for alias in sub.aliases}
+            known.update({sub.name.lower(): (sub.index, sub.name) for sub in manifest.styles})
         parts = []
-        for name, weight in choice.items():
-            found = index.get(name.strip().lower())
+        for name, weight in ({style: 1.0} if isinstance(style, str) else dict(style)).items():
+            found = known.get(name.strip().lower())
             if found is None:
-                raise UnknownStyleError(wire.unknown_style_message(name, names_only))
-            parts.append((found.index, found.name, weight))
+                raise UnknownStyleError(wire.unknown_style_message(name, {k: v[1] for k, v in known.items()}))
+            parts.append((*found, weight))
         return ResolvedStyle.of(self, parts)
 
     def load_module(self, map_location: str | torch.device = "cpu", verify: bool = True) -> Any:
@@ -254,20 +250,21 @@ class ResolvedStyle:
         """``package`` as a whole (feedforward, arbitrary), or a blend of its sub-styles:
         ``parts`` are (index, name, weight), weights finite and >= 0, normalised here."""
         manifest = package.manifest
-        if manifest.kind != "multistyle":
-            if len(parts) > 1:
-                raise BadOptionError(f"Only sub-styles of one multistyle network can be blended; "
-                                     f"{manifest.name!r} is {manifest.kind}.")  # fmt: skip
-            return cls(package, label or manifest.name)
-        if not parts:
+        single = manifest.kind != "multistyle"
+        if single and len(parts) > 1:
+            raise BadOptionError(f"Only sub-styles of one multistyle network can be blended; "
+                                 f"{manifest.name!r} is {manifest.kind}.")  # fmt: skip
+        if not single and not parts:
             raise BadOptionError("A style blend needs at least one style name and weight.")
         weights = [
             (index, name, wire.check_number(f"The weight of {wire.shown(name)}", w, 0.0, wire.MAX_WEIGHT))
             for index, name, w in parts
         ]
         total = sum(w for _, _, w in weights)
-        if total <= 0:
+        if weights and total <= 0:
             raise BadOptionError("The weights of a style blend are all zero; make at least one positive.")
+        if single:
+            return cls(package, label or manifest.name)
         valid = {s.index for s in manifest.styles}
         row = [0.0] * (max(valid) + 1)
         for index, name, weight in weights:

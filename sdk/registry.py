@@ -36,7 +36,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
-from sdk import wire
 from sdk.errors import (
     BadOptionError,
     DuplicateStyleError,
@@ -257,10 +256,6 @@ class StyleRegistry:
     ``StyleRegistry()`` is empty: fill it with :meth:`register`. With ``discover=True`` it finds
     built-ins, the user folder and plugins on first use (see the module docstring); the
     folders and the entry-point group can be changed for tests and embedding.
-
-    ``paths=False`` makes :meth:`get` a pure name lookup, like :meth:`lookup`: a string that
-    looks like a file is then just an unknown name. Servers build their registries so, and
-    resolve what a request names with :meth:`lookup`; paths are for trusted callers.
     """
 
     def __init__(
@@ -270,9 +265,7 @@ class StyleRegistry:
         builtin_dir: str | os.PathLike[str] | None = None,
         user_dir: str | os.PathLike[str] | None = None,
         entry_point_group: str = ENTRY_POINT_GROUP,
-        paths: bool = True,
     ) -> None:
-        self.paths = paths
         self._specs: dict[str, StyleSpec] = {}  # name -> spec, in registration order
         self._index: dict[str, str] = {}  # lowercased name or alias -> name
         self._errors: list[StylekitError] = []
@@ -534,13 +527,13 @@ class StyleRegistry:
     def get(self, style: str | os.PathLike[str] | StyleSpec) -> StyleSpec:
         """A spec by name or alias (case-insensitive), or for a package path (``.pt``/``.json``).
 
-        Paths are taken only when this registry allows them (``paths=True``, the default): a
-        trusted caller's Python code or CLI. An unknown name raises :class:`UnknownStyleError`
-        that suggests close matches.
+        Paths are for trusted callers (Python code, the CLI); what a request names goes through
+        :meth:`lookup`. An unknown name raises :class:`UnknownStyleError` that suggests close
+        matches.
         """
         if isinstance(style, StyleSpec):
             return style
-        if self.paths and looks_like_path(style):
+        if looks_like_path(style):
             return spec_from_path(style)
         if not isinstance(style, str):
             raise BadOptionError(f"A style is a name or a package path, not {type(style).__name__}.")
@@ -636,12 +629,9 @@ _default_lock = threading.Lock()
 
 
 def _resolved(spec: StyleSpec, parts: list[tuple[StyleSpec, float]]) -> ResolvedStyle:
-    """One spec (with its weight, checked even when it is the only one) as a resolved style."""
-    package = spec.package()
-    if spec.kind != "multistyle":
-        wire.check_number(f"The weight of {shown(spec.name)}", parts[0][1], 0.0, wire.MAX_WEIGHT)
-        return ResolvedStyle.of(package, label=spec.name)
-    return ResolvedStyle.of(package, [(spec.index, spec.name, w) for spec, w in parts])
+    """One spec and its weight as a resolved style (ResolvedStyle.of checks the weight)."""
+    label = spec.name if spec.kind != "multistyle" else None
+    return ResolvedStyle.of(spec.package(), [(s.index, s.name, w) for s, w in parts], label=label)
 
 
 def default_registry() -> StyleRegistry:

@@ -245,6 +245,8 @@ def test_multistyle_one_hot_alias_and_blends(
     [
         ({"reds": -1, "blues": 2}, BadOptionError, "from 0 to"),
         ({"reds": 0, "blues": 0.0}, BadOptionError, "all zero"),
+        ({"tiny-ff": 0}, BadOptionError, "all zero"),
+        ({"tiny-ff": -1}, BadOptionError, "from 0 to"),
         ({}, BadOptionError, "at least one"),
         ({"reds": "lots"}, BadOptionError, "number"),
         ({"reds": float("nan")}, BadOptionError, "number"),
@@ -565,3 +567,13 @@ def test_the_stylize_command_chooses_memory_reuse(tmp_path: Path, photos: list[P
                           timeout=120)  # fmt: skip
     glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
     assert done.stdout.splitlines()[-1] == str(glibc)  # after the line that names the output
+
+
+def test_a_package_resolves_its_own_names_without_a_registry(packages: dict[str, StylePackage]) -> None:
+    single, multi = packages["ff"], packages["multi"]
+    assert {single.resolve(style).label for style in (None, "TINY-FF", {"tiny-ff": 2})} == {"tiny-ff"}
+    assert multi.resolve({"reds": 1, "2": 3}).weights == (0.25, 0.0, 0.75)  # "2": the alias of blues
+    for bad, error in [("reds", UnknownStyleError), ({"tiny-ff": 0}, BadOptionError), (None, BadOptionError),
+                       ({"tiny-ff": 1, "x": 1}, UnknownStyleError)]:  # fmt: skip
+        with pytest.raises(error):
+            (multi if bad is None else single).resolve(bad)  # type: ignore[arg-type]
