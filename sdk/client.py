@@ -200,12 +200,11 @@ class RetryTransport(httpx.BaseTransport):
 
 
 def _worth_retrying(response: httpx.Response) -> bool:
-    if response.status_code in _RETRY_STATUSES:
-        return True
+    """The transport's view of the one rule (:func:`_retryable` on the typed error)."""
     if response.status_code < 400:
         return False
     response.read()
-    return b"worker died" in response.content.lower()
+    return _retryable(response, _error_from_response(response))
 
 
 class KeyAuth(httpx.Auth):
