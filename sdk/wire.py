@@ -97,25 +97,27 @@ def parse_float(name: str, value: object, low: float = 0.0, high: float = 1.0) -
     return number
 
 
-def check_number(name: str, value: object, low: float, high: float) -> float:
-    """A number from Python code (not text: that is what the parsers above are for) in a range."""
+def _not_text(name: str, value: object) -> object:
+    # Python callers pass numbers; text is what the parsers above are for.
     if isinstance(value, (str, bytes, bytearray)):
         raise BadOptionError(f"{name} must be a number, not the text {shown(value)}.")
-    return parse_float(name, value, low, high)
+    return value
+
+
+def check_number(name: str, value: object, low: float, high: float) -> float:
+    """A number from Python code (not text) in a range."""
+    return parse_float(name, _not_text(name, value), low, high)
 
 
 def check_int(name: str, value: object, low: int, high: int) -> int:
     """A whole number from Python code (not text) in a range."""
-    if isinstance(value, (str, bytes, bytearray)):
-        raise BadOptionError(f"{name} must be a number, not the text {shown(value)}.")
-    return parse_int(name, value, low, high)
+    return parse_int(name, _not_text(name, value), low, high)
 
 
 def check_blend(value: Mapping[Any, Any]) -> dict[str, float]:
     """A blend from Python code: names and numbers (weights as numbers, not text)."""
     for weight in value.values():
-        if isinstance(weight, (str, bytes, bytearray)):
-            raise BadOptionError(f"A blend weight must be a number, not the text {shown(weight)}.")
+        _not_text("A blend weight", weight)
     return parse_blend(value)
 
 
