@@ -175,3 +175,6 @@ def test_an_extend_run_resumes_where_it_stopped(tmp_path: Path, photo_dir: Path,
     assert load_checkpoint(checkpoint)["extend"]["base"] == "multistyle26"
     again, _ = export_checkpoint(checkpoint, out_dir=tmp_path / "c", install=False)
     assert torch.equal(_rows(again.root / "wave-extended.json"), expected)
+    # ...and the losses of the run's first step, carried through the resume and the checkpoint.
+    assert read_package(again.root / "wave-extended.json").manifest.training["initial_losses"] == (
+        read_package(tmp_path / "a" / "wave-extended.json").manifest.training["initial_losses"])  # fmt: skip

@@ -46,7 +46,6 @@ class Trained(Protocol):
     generator: nn.Module  # a TransformerNet, or the NewStyleRow of an --extend run
     network: PerceptualNetwork
     extension: NewStyle | None
-    first_losses: dict[str, float]
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -242,7 +241,7 @@ def export_trained(trainer: Trained) -> tuple[StylePackage, StylePackage | None]
     if not trainer.network.pretrained:
         log.warning("exporting %r, trained with a RANDOM-INIT loss network: a test artefact", cfg.name)
     return _export_state(trainer.state_dict(), trainer.generator, trainer.extension, name=cfg.name,
-                         out_dir=cfg.run_dir, install=cfg.install, first=trainer.first_losses)  # fmt: skip
+                         out_dir=cfg.run_dir, install=cfg.install)  # fmt: skip
 
 
 def export_checkpoint(
@@ -265,11 +264,11 @@ def export_checkpoint(
     module.load_state_dict(ckpt["generator"])
     style_name = check_style_name(name or str(ckpt["config"]["name"]))
     target = Path(out_dir) if out_dir is not None else Path(checkpoint).resolve().parent.parent
-    return _export_state(ckpt, module, extension, name=style_name, out_dir=target, install=install, first={})
+    return _export_state(ckpt, module, extension, name=style_name, out_dir=target, install=install)
 
 
 def _export_state(state: dict[str, Any], module: nn.Module, extension: NewStyle | None, *, name: str,
-                  out_dir: str | os.PathLike[str], install: bool, first: dict[str, float]
+                  out_dir: str | os.PathLike[str], install: bool
                   ) -> tuple[StylePackage, StylePackage | None]:  # fmt: skip
     """A trainer's state (or a checkpoint) and its module -> the style package, by what was trained."""
     style_file = str(state["style_source"])
@@ -279,7 +278,8 @@ def _export_state(state: dict[str, Any], module: nn.Module, extension: NewStyle 
         return export_generator(module, name=name, out_dir=out_dir, training=record,
                                 source=_source(style_file), thumbnail=thumbnail, install=install)  # fmt: skip
     assert isinstance(module, NewStyleRow)
-    record = {**_training_record(state, None), **extension.record(), "initial_losses": first}
+    initial = state.get("first_losses") or {}
+    record = {**_training_record(state, None), **extension.record(), "initial_losses": initial}
     return export_new_style(module, extension.base, name=name, out_dir=out_dir, training=record,
                             style_file=style_file, thumbnail=thumbnail, install=install)  # fmt: skip
 

@@ -256,7 +256,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._writer: Any = None
         self.history: list[dict[str, float]] = []
-        self.first_losses: dict[str, float] = {}  # at the first step of the run, before its update
+        self.first_losses: dict[str, float] = {}  # at the run's first step, before its update
         self._last_batch: tuple[torch.Tensor, torch.Tensor] | None = None  # for TensorBoard samples
 
         if config.resume:
@@ -318,6 +318,7 @@ class Trainer:
             "disc_scaler": self.disc_scaler.state_dict() if self.disc_optimizer else None,
             "rng": _rng_state(self.device),
             "losses": dict(self.losses),
+            "first_losses": dict(self.first_losses),
             "skipped_files": sorted(self.skipped),
             "width": self.config.width,
             "extend": self.extension.record() if self.extension is not None else None,
@@ -360,6 +361,7 @@ class Trainer:
         self.epoch = int(ckpt["epoch"])
         self.epoch_position = int(ckpt["epoch_position"])
         self.losses = dict(ckpt["losses"])
+        self.first_losses = dict(ckpt.get("first_losses") or {})  # older checkpoints have none
         self.skipped = set(ckpt["skipped_files"])
         if self.dist.is_main:
             log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
