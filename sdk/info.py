@@ -79,7 +79,8 @@ class StyleInfo:
             "revision": manifest.files.get(manifest.model_file, "")[:12],
         }
         if manifest.kind != "multistyle":
-            return [cls(manifest.name, description=manifest.description, aliases=(), index=None, **common)]
+            name, text, aliases = manifest.name, manifest.description, manifest.aliases
+            return [cls(name, description=text, aliases=aliases, index=None, **common)]
         return [
             cls(sub.name, description=sub.description, aliases=tuple(sub.aliases), index=sub.index, **common)
             for sub in sorted(manifest.styles, key=lambda s: s.index)

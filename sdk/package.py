@@ -77,6 +77,8 @@ class Manifest:
     styles: tuple[SubStyle, ...] = ()
     # Where the style comes from: title, artist, license, url, attribution.
     source: dict[str, Any] = field(default_factory=dict)
+    # Other names of a feedforward or arbitrary style (a multistyle network's are per sub-style).
+    aliases: tuple[str, ...] = ()
     # Set when trained here: config, final losses, steps, thumbnail file name.
     training: dict[str, Any] | None = None
     # File name (relative to the manifest) -> sha256 hex digest.
@@ -90,11 +92,20 @@ class Manifest:
             )
         if self.kind == "multistyle" and not self.styles:
             raise StylePackageError(f"Multistyle package {self.name!r} lists no sub-styles.")
+        if self.kind == "multistyle" and self.aliases:
+            raise StylePackageError(
+                f"Multistyle package {self.name!r} has aliases of its own; a network's are its sub-styles'."
+            )
+        self.aliases = tuple(self.aliases)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["input"]["value_range"] = list(self.input.value_range)
         return data
+
+    def to_json(self) -> bytes:
+        """The manifest file's bytes (``<stem>.json`` beside the model file)."""
+        return (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -123,6 +134,7 @@ class Manifest:
                 input=InputContract(**inp),
                 styles=styles,
                 source=dict(data.get("source", {})),
+                aliases=tuple(str(a) for a in data.get("aliases", ())),
                 training=data.get("training"),
                 files=dict(data.get("files", {})),
                 format=fmt,
@@ -199,7 +211,9 @@ class StylePackage:
             names = ", ".join(sub.name for sub in manifest.styles)
             raise BadOptionError(f"Model {manifest.name!r} has several styles; choose one of: {names}.")
         # lowercased name or alias -> (sub-style index, name); a single-style package is its name.
-        known: dict[str, tuple[int | None, str]] = {manifest.name.lower(): (None, manifest.name)}
+        known: dict[str, tuple[int | None, str]] = {
+            name.lower(): (None, manifest.name) for name in (*manifest.aliases, manifest.name)
+        }
         if manifest.kind == "multistyle":
             known = {alias.lower(): (sub.index, sub.name) for sub in manifest.styles for alias in sub.aliases}
             known.update({sub.name.lower(): (sub.index, sub.name) for sub in manifest.styles})
@@ -319,9 +333,7 @@ def write_package(
         atomic_write(root / name, data)
         files[name] = sha256_file(root / name)
     manifest.files = files
-    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n"
-    mpath = (root / manifest.model_file).with_suffix(".json")
-    atomic_write(mpath, text.encode("utf-8"))
+    atomic_write((root / manifest.model_file).with_suffix(".json"), manifest.to_json())
     log.info("wrote style package %s to %s", manifest.name, root)
     return StylePackage(manifest, root)
 

@@ -194,11 +194,45 @@ def specs_from_package(pkg: StylePackage, origin: str) -> list[StyleSpec]:
         return pkg
 
     if pkg.manifest.kind != "multistyle":
-        return [StyleSpec(pkg.manifest.name, pkg.manifest.kind, loader, pkg.manifest.description, (), meta)]
+        man = pkg.manifest
+        return [StyleSpec(man.name, man.kind, loader, man.description, man.aliases, meta)]
     return [
         StyleSpec(sub.name, "multistyle", loader, sub.description, sub.aliases, {**meta, "index": sub.index})
         for sub in sorted(pkg.manifest.styles, key=lambda s: s.index)
     ]
+
+
+def as_registered(pkg: StylePackage, specs: Iterable[StyleSpec]) -> StylePackage:
+    """``pkg`` with the identity its registered ``specs`` give its styles: name, description,
+    aliases, source and license. A plugin's :class:`StyleSpec` may name a package's style anew;
+    what serves the package (``stylekit archive``) must answer to the names listed locally.
+
+    A single-style package takes its one spec's identity whole (what ``spec.info()`` lists); a
+    multistyle network keeps its own name and source, and each sub-style takes its spec's
+    (matched by ``index``).
+    """
+    specs = list(specs)
+    man = pkg.manifest
+    if man.kind != "multistyle":
+        if len(specs) != 1:
+            raise StylePackageError(f"Style package {man.name!r} is {man.kind}: one style, not {len(specs)}.")
+        spec = specs[0]
+        # Exactly what spec.info() lists: its source and license, not the manifest's.
+        source = dict(spec.metadata.get("source") or {})
+        source.pop("license", None)
+        if spec.metadata.get("license"):
+            source["license"] = str(spec.metadata["license"])
+        named = replace(man, name=spec.name, description=spec.description, aliases=spec.aliases)
+        named.source = source
+        return StylePackage(named, pkg.root)
+    by_index = {spec.index: spec for spec in specs}
+    styles = tuple(
+        replace(sub, name=sub_spec.name, description=sub_spec.description, aliases=sub_spec.aliases)
+        if (sub_spec := by_index.get(sub.index)) is not None
+        else sub
+        for sub in man.styles
+    )
+    return StylePackage(replace(man, styles=styles), pkg.root)
 
 
 def looks_like_path(style: object) -> bool:

@@ -76,19 +76,27 @@ def _free_port_block(count: int) -> int:
     raise RuntimeError("no block of free ports found")
 
 
-@contextmanager
-def running_torchserve(root: Path) -> Iterator[Served]:
-    """Built-in archives on a real TorchServe on free loopback ports, stopped on exit."""
-    packages = [read_package(BUILTIN_DIR / "multistyle26.json"), read_package(BUILTIN_DIR / "arbitrary.json")]
+def model_config_dir(root: Path) -> Path:
+    """A model-config folder with the tests' default.yaml (one worker, batches of 4)."""
     config_dir = root / "model-config"
-    config_dir.mkdir()
+    config_dir.mkdir(exist_ok=True)
     (config_dir / "default.yaml").write_text(TEST_MODEL_CONFIG)
-    for pkg in packages:
-        build_archive(pkg, root / "store", config_dir=config_dir)
+    return config_dir
+
+
+@contextmanager
+def running_torchserve(root: Path, store: Path | None = None) -> Iterator[Served]:
+    """A real TorchServe on free loopback ports, stopped on exit: serving the archives in
+    ``store``, or (by default) the built-in archives built into ``root/store``."""
+    packages = [read_package(BUILTIN_DIR / "multistyle26.json"), read_package(BUILTIN_DIR / "arbitrary.json")]
+    if store is None:
+        store = root / "store"
+        for pkg in packages:
+            build_archive(pkg, store, config_dir=model_config_dir(root))
     base = _free_port_block(5)
     started: list[str] = []
     state = server.start(
-        model_store=root / "store",
+        model_store=store,
         port=base,
         worker_port=_free_port_block(4),
         run_dir=root / "home" / "serve",

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "archive": ("sdk.commands.archive", "pack style packages as TorchServe model archives", "serve"),
     "serve": ("sdk.commands.serve", "start, check or stop a local TorchServe", "serve"),
     "web": ("sdk.commands.web", "run the web demo", "web"),
+    "plugin": ("sdk.commands.plugin", "write an installable style plugin from style packages", None),
 }
 
 __all__ = ["COMMANDS", "ENTRY_POINT_GROUP"]

@@ -78,9 +78,15 @@ def build_archive(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = model_config_for(man.name, Path(config_dir) if config_dir is not None else None)
-    manifest_file = (pkg.root / man.model_file).with_suffix(".json")
-    extra = [manifest_file, *(pkg.root / f for f in man.files if f != man.model_file)]
     with tempfile.TemporaryDirectory(prefix="stylekit-archive-") as tmp:
+        # The manifest as given (a registered style's identity, see packages_for), where the
+        # handler looks for it: beside the model file, under the same stem.
+        manifest_file = Path(tmp, "manifest", man.model_file).with_suffix(".json")
+        manifest_file.parent.mkdir()
+        manifest_file.write_bytes(man.to_json())
+        extra = [manifest_file, *(pkg.root / f for f in man.files if f != man.model_file)]
+        export = Path(tmp, "export")
+        export.mkdir()
         cmd = [
             sys.executable, "-m", "model_archiver.model_packaging",
             "--model-name", man.name,
@@ -88,12 +94,12 @@ def build_archive(
             "--serialized-file", str(pkg.model_path),
             "--handler", str(handler_file()),
             "--extra-files", ",".join(str(p) for p in extra),
-            "--export-path", tmp,
+            "--export-path", str(export),
         ]  # fmt: skip
         if config is not None:
             cmd += ["--config-file", str(config)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        built = Path(tmp) / f"{man.name}.mar"
+        built = export / f"{man.name}.mar"
         if done.returncode != 0 or not built.is_file():
             raise StylekitError(
                 f"torch-model-archiver failed for {man.name!r} (exit {done.returncode}): "
@@ -116,24 +122,41 @@ def build_archive(
 
 
 def packages_for(names: list[str], all_styles: bool) -> list[StylePackage]:
-    """Style packages named by path or style name, or every registered one (``--all``)."""
-    from sdk.registry import default_registry, looks_like_path
+    """Style packages named by path or style name, or every registered one (``--all``).
 
-    found: dict[Path, StylePackage] = {}
+    A style named or listed is archived as the registry knows it (:func:`~sdk.registry.as_registered`),
+    so a plugin's style is served under the name, aliases, description and license it has
+    locally; a package given by path is archived as its manifest says.
+    """
+    from sdk.registry import StyleSpec, as_registered, default_registry, looks_like_path
+
+    registry = default_registry()
+    specs: list[StyleSpec] = []
+    paths: list[StylePackage] = []
     if all_styles:
-        registry = default_registry()
-        for spec in registry.list():
-            pkg = spec.package()
-            found.setdefault(pkg.model_path.resolve(), pkg)
+        specs += registry.list()
         for error in registry.errors:
             log.warning("skipped a style source: %s", error.message)
     for name in names:
-        pkg = read_package(name) if looks_like_path(name) else default_registry().get(name).package()
-        found.setdefault(pkg.model_path.resolve(), pkg)
+        if looks_like_path(name):
+            paths.append(read_package(name))
+            continue
+        spec = registry.get(name)
+        specs.append(spec)
+        if spec.kind == "multistyle":  # the archive serves the whole network: every sub-style
+            network = _key(spec.package(), "")
+            specs += [s for s in registry.list() if s.kind == spec.kind and _key(s.package(), "") == network]
+    claims: dict[tuple[Path, str | None], tuple[StylePackage, dict[str, StyleSpec]]] = {}
+    for spec in specs:
+        pkg = spec.package()
+        claims.setdefault(_key(pkg, spec.name), (pkg, {}))[1].setdefault(spec.name, spec)
+    found = {key: as_registered(pkg, named.values()) for key, (pkg, named) in claims.items()}
+    for pkg in paths:
+        found.setdefault(_key(pkg, pkg.manifest.name), pkg)
     if not found:
         raise BadOptionError("Nothing to archive: name style packages or styles, or pass --all.")
     by_name: dict[str, Path] = {}
-    for path, pkg in found.items():
+    for (path, _), pkg in found.items():
         if pkg.manifest.name in by_name:
             raise StylePackageError(
                 f"Two packages are named {pkg.manifest.name!r} ({by_name[pkg.manifest.name]} and {path}); "
@@ -143,3 +166,7 @@ def packages_for(names: list[str], all_styles: bool) -> list[StylePackage]:
     return list(found.values())
 
 
+def _key(pkg: StylePackage, name: str) -> tuple[Path, str | None]:
+    """Which archive a style goes into: one per multistyle network (all its sub-styles), one
+    per name for a single-style file (a plugin may claim one file under two names)."""
+    return pkg.model_path.resolve(), None if pkg.manifest.kind == "multistyle" else name
