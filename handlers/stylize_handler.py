@@ -91,7 +91,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         start = time.perf_counter()
         gray = np.full((WARMUP_SIDE, WARMUP_SIDE, 3), 128, dtype=np.uint8)
         style_image = gray if self.package.manifest.kind == "arbitrary" else None
-        first = self.package.resolve(self.styles[0].name if len(self.styles) > 1 else None)
+        first = self.package.resolve(self.styles[0].name)
         self.engine.stylize(imaging.decode(gray), first, style_image=style_image)
         log.info("warm-up took %.2f s", time.perf_counter() - start)
 

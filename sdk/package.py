@@ -208,6 +208,8 @@ class StylePackage:
         if style is None:
             if manifest.kind != "multistyle":
                 return ResolvedStyle.of(self)
+            if len(manifest.styles) == 1:  # a network grown by one row (--extend) lists one style
+                return self.resolve(manifest.styles[0].name)
             names = ", ".join(sub.name for sub in manifest.styles)
             raise BadOptionError(f"Model {manifest.name!r} has several styles; choose one of: {names}.")
         # lowercased name or alias -> (sub-style index, name); a single-style package is its name.

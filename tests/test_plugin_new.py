@@ -228,6 +228,10 @@ def test_an_installed_plugin_lists_stylizes_and_serves_with_its_identity(
                              {"source": {"title": "The Great Wave"}, "license": "CC-BY-4.0"}))  # fmt: skip
     (renamed,) = packages_for(["hokusai"], False)
     build_archive(renamed, store, config_dir=config)
+    # A network that lists one sub-style, as `stylekit train --extend` writes: its worker warms up.
+    one = models.write_tints(tmp_path / "one", "one-tint", [("tint-red", (1.0, 0.0, 0.0))])
+    assert one.resolve(None).weights == (1.0,)
+    build_archive(one, store, config_dir=config)
 
     with running_torchserve(tmp_path / "ts", store=store) as served:
         check_served(served, photo, tmp_path, env)
@@ -236,7 +240,7 @@ def test_an_installed_plugin_lists_stylizes_and_serves_with_its_identity(
 def check_served(served: Served, photo: Path, tmp_path: Path, env: dict[str, str]) -> None:
     client = served.client()
     remote = {s.name: s for s in client.styles()}
-    assert set(remote) == {"my-negative", "ukiyo-e"}
+    assert set(remote) == {"my-negative", "ukiyo-e", "tint-red"}
     assert remote["my-negative"].description == "The photographic negative, as a plugin"
     assert remote["my-negative"].license == "CC0-1.0"
     assert remote["ukiyo-e"].aliases == ("hokusai",) and remote["ukiyo-e"].license == "CC-BY-4.0"
@@ -246,6 +250,8 @@ def check_served(served: Served, photo: Path, tmp_path: Path, env: dict[str, str
     for style in ("my-negative", "hokusai", "UKIYO-E"):
         with client.stylize(photo, style=style) as result:
             assert np.abs(np.asarray(result.convert("RGB"), np.int16) - (255 - source)).max() <= 1, style
+    with client.stylize(photo, style="tint-red") as red:
+        assert np.asarray(red.convert("RGB"))[..., 1:].max() <= 1
     # And from the shell, as the plugin's README says.
     home = {**env, "STYLEKIT_HOME": str(served.home)}
     done = cli("stylize", str(photo), "-s", "hokusai", "--server", served.state.inference_url,
