@@ -78,13 +78,32 @@ def check_distribution_name(name: str) -> str:
     return name
 
 
-def check_license(expression: str) -> str:
+def spdx(expression: str) -> str | None:
+    """``expression`` as an SPDX license expression (canonical form), or None if it is not one.
+
+    With ``packaging`` installed (pip and setuptools bring it), ids are checked against the SPDX
+    list as setuptools will check them when the plugin is built; otherwise only the form is.
+    """
     if not _SPDX_RE.fullmatch(expression):
+        return None
+    try:
+        from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
+    except ImportError:
+        return expression
+    try:
+        return str(canonicalize_license_expression(expression))
+    except InvalidLicenseExpression:
+        return None
+
+
+def check_license(expression: str) -> str:
+    canonical = spdx(expression)
+    if canonical is None:
         raise BadOptionError(
             f"License {expression!r} is not an SPDX expression (e.g. 'CC0-1.0', 'MIT OR Apache-2.0', "
-            "'LicenseRef-Proprietary')."
+            "'LicenseRef-Public-Domain')."
         )
-    return expression
+    return canonical
 
 
 def new_plugin(
@@ -106,7 +125,7 @@ def new_plugin(
     check_distribution_name(name)
     module = module_name(name)
     if license:
-        check_license(license)
+        license = check_license(license)
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)*([a-z]+[0-9]*)?", version):
         raise BadOptionError(f"Invalid plugin version {version!r}: use a version such as 0.1.0.")
     if "\n" in description or "\r" in description:
@@ -134,7 +153,7 @@ def new_plugin(
     summary = description or f"stylekit styles: {', '.join(s.name for s in styles)}"
     if not license:  # the styles' own license, when they share one that pyproject can state
         shared = {s.license for s in styles}
-        license = next((x for x in shared if _SPDX_RE.fullmatch(x)), "") if len(shared) == 1 else ""
+        license = (spdx(shared.pop()) or "") if len(shared) == 1 else ""
     parent = root.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=parent))
@@ -271,6 +290,13 @@ def _readme(name: str, summary: str, styles: list[StyleInfo]) -> str:
         for s in styles
     )
     first = styles[0].name
+    commands = [
+        (f"pip install ./{name}", "# this folder (or a wheel built from it)"),
+        ("stylekit styles", f"# lists the styles above, origin plugin:{name}"),
+        (f"stylekit stylize photo.jpg -s {first} -o out.png", ""),
+    ]
+    width = max(len(c) for c, _ in commands) + 2
+    shell = "\n".join(f"{c.ljust(width)}{note}".rstrip() for c, note in commands)
     return f"""# {name}
 
 {summary}
@@ -284,9 +310,7 @@ A style plugin for [stylekit](https://pypi.org/project/stylekit/), written by `s
 ## Install and use
 
 ```bash
-pip install ./{name}                          # this folder (or a wheel built from it)
-stylekit styles                               # lists the styles above, origin plugin:{name}
-stylekit stylize photo.jpg -s {first} -o out.png
+{shell}
 ```
 
 In Python: `sdk.stylize("photo.jpg", style="{first}")`. To serve the styles from TorchServe,

@@ -102,6 +102,7 @@ def test_one_package_takes_the_description_and_license_is_its_own_when_it_has_on
         ("mine", ["neg", "neg2"], {}, "used twice"),
         ("mine", ["starry"], {}, "is a built-in style's"),
         ("mine", ["neg"], {"license": "public domain"}, "not an SPDX expression"),
+        ("mine", ["neg"], {"license": "public-domain"}, "not an SPDX expression"),  # not an SPDX id
         ("mine", ["neg"], {"version": "one"}, "Invalid plugin version"),
         ("mine", ["neg"], {"description": "two\nlines"}, "one line"),
     ],
