@@ -1,7 +1,7 @@
 """Commands the docs show, run as written against real servers, so a doc example cannot rot.
 
-Each test takes a fenced ``bash`` block from a doc page by the sentence it follows, changes only
-the address (the servers here listen on free ports, not 8080) and runs it with
+The HTTP API test takes its block through ``doc_commands`` (the one reader of the docs'
+blocks), changes only the address (the servers here listen on free ports, not 8080) and runs it with
 ``bash -euo pipefail`` in a folder holding ``photo.jpg`` and ``painting.jpg``.
 """
 
@@ -18,23 +18,18 @@ from doc_commands import COVERAGE, PAGES, ROOT, Checkout, Elsewhere, Run, doc_bl
 from PIL import Image
 from torchserve_support import Served
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 
-
-def bash_block(page: str, after: str) -> str:
-    """The first ```bash block that follows the text ``after`` on ``docs/<page>``."""
-    text = (DOCS / page).read_text(encoding="utf-8")
-    start = text.index(after)
-    match = re.compile(r"```bash\n(.*?)```", re.S).search(text, start)
-    assert match is not None, f"no bash block after {after!r} in {page}"
-    return match.group(1)
+def serving_api_block() -> str:
+    """The HTTP API block of docs/serving.md (the one that reads the key), as a script."""
+    (block,) = [b for b in doc_blocks() if b.page == "docs/serving.md" and b.commands[0].startswith("KEYS=")]
+    return "\n".join(block.commands) + "\n"
 
 
 @pytest.mark.integration
 def test_the_http_api_examples_of_the_serving_page(
     served: Served, tmp_path: Path, content_images: list[Path], style_images: list[Path]
 ) -> None:
-    block = bash_block("serving.md", "A stylize request is `POST /predictions/<model>`")
+    block = serving_api_block()
     host = served.state.inference_url.removeprefix("http://")
     script = block.replace("127.0.0.1:8080", host)
     # A photo whose base64 (about 400 KB) is far over the 128 KiB a single exec argument may be.
