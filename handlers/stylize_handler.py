@@ -73,8 +73,12 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         self.styles = StyleInfo.from_package(self.package, origin=f"torchserve:{pkg.name}")
         if device == "cpu":
             keep_freed_memory()  # a worker process that only stylizes (sdk.allocator)
-        # half=None: float16 on CUDA where the manifest allows it, float32 elsewhere.
-        self.engine = Engine(device=device, half=None)
+        # half=None: float16 on CUDA where the manifest allows it, float32 elsewhere. The runner
+        # (sdk.runners): the model config's `handler: {runner: ...}`, else STYLEKIT_RUNNER/auto.
+        yaml_config = getattr(context, "model_yaml_config", None) or {}
+        handler_config = yaml_config.get("handler") if isinstance(yaml_config, dict) else None
+        runner = handler_config.get("runner") if isinstance(handler_config, dict) else None
+        self.engine = Engine(device=device, half=None, runner=runner)
         self.half = device.startswith("cuda") and pkg.input.half
         # Decoding and encoding release the GIL: a batch's images are decoded, and its results
         # encoded, side by side on every core instead of one after the other.
@@ -82,8 +86,9 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         self._warm_up()
         self.initialized = True
         log.info(
-            "stylekit handler ready: %s (%s, %d style(s)) on %s, %d torch thread(s)",
-            pkg.name, pkg.kind, len(self.styles), device, torch.get_num_threads(),
+            "stylekit handler ready: %s (%s, %d style(s)) on %s, %s runner, %d torch thread(s)",
+            pkg.name, pkg.kind, len(self.styles), device, self.engine.load(self.package).runner,
+            torch.get_num_threads(),
         )  # fmt: skip
 
     def _warm_up(self) -> None:
@@ -109,6 +114,7 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
                 "input": {"multiple": pkg.input.multiple, "style_image_size": pkg.input.style_image_size},
                 "device": str(self.engine.device),
                 "half": self.half,
+                "runner": self.engine.load(self.package).runner,
             }
         )
 

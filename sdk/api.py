@@ -52,19 +52,23 @@ class Backend(Protocol):
 # stylize
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine(device: str = "auto") -> Engine:
-    """The process-wide engine for ``device`` (made on first use; it keeps loaded models)."""
+def engine(device: str = "auto", runner: str | None = None) -> Engine:
+    """The process-wide engine for ``device`` and ``runner`` (made on first use; it keeps loaded
+    models). ``runner`` None: ``STYLEKIT_RUNNER``, default ``auto`` (see :mod:`sdk.runners`)."""
+    from sdk.runners import check_runner, default_runner
+
+    chosen = default_runner() if runner is None else check_runner(runner)
     with _engines_lock:
-        eng = _engines.get(device)
+        eng = _engines.get((device, chosen))
         if eng is None:
             from sdk.engine import Engine
 
             # Engine() checks the device (BadOptionError / DeviceError), so a bad one is never cached.
-            eng = _engines[device] = Engine(device=device)
+            eng = _engines[(device, chosen)] = Engine(device=device, runner=chosen)
         return eng
 
 
@@ -77,6 +81,7 @@ def stylize(
     preserve_color: bool = False,
     max_side: int | None = None,
     device: str = "auto",
+    runner: str | None = None,
     backend: Backend | None = None,
 ) -> Image.Image:
     """Paint ``image`` in ``style`` and return a PIL image (the input's size unless ``max_side``).
@@ -85,16 +90,17 @@ def stylize(
     blend ``{"a": 0.7, "b": 0.3}`` of sub-styles of one network. ``style_image`` is the picture
     for the ``arbitrary`` style. ``strength`` in [0, 1] fades toward the photo;
     ``preserve_color`` keeps the photo's colours. ``device``: ``auto`` (cuda > mps > cpu),
-    ``cpu``, ``cuda``, ``cuda:N``. With ``backend`` (e.g. ``StyleClient(url)``) the work is done
-    there instead. Options are checked before any work; every user error raises a
-    :class:`~sdk.errors.StylekitError` subclass.
+    ``cpu``, ``cuda``, ``cuda:N``. ``runner``: ``auto``, ``compiled`` or ``torchscript``
+    (:mod:`sdk.runners`; None: ``STYLEKIT_RUNNER``, default ``auto``). With ``backend`` (e.g.
+    ``StyleClient(url)``) the work is done there instead. Options are checked before any work;
+    every user error raises a :class:`~sdk.errors.StylekitError` subclass.
     """
     # The Python edge: options are checked once, here, by making the request.
     request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
                            style_image=style_image)  # fmt: skip
     if backend is not None:
-        if device != "auto":
-            raise BadOptionError("device= applies to local stylization; a backend picks its own device.")
+        if device != "auto" or runner is not None:
+            raise BadOptionError("device= and runner= apply to local stylization; a backend picks its own.")
         return backend.stylize(
             image,
             _remote_style(style),
@@ -104,7 +110,7 @@ def stylize(
             max_side=request.max_side,
         )
     resolved = default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
-    return engine(device).run(image, resolved, request)
+    return engine(device, runner).run(image, resolved, request)
 
 
 def _remote_style(style: StyleArg) -> RemoteStyleArg:

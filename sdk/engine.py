@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sdk import imaging
+from sdk import imaging, runners
 from sdk.devices import resolve_device
 from sdk.errors import BadOptionError, StylePackageError
 from sdk.imaging import DecodedImage, ImageInput, ImageLimits
@@ -33,7 +33,6 @@ from sdk.wire import StyleRequest
 log = logging.getLogger(__name__)
 
 TileFn = Callable[[torch.Tensor], torch.Tensor]
-
 
 
 # --------------------------------------------------------------------------- model kinds
@@ -46,6 +45,8 @@ class StyleModel:
 
     def __init__(self, module: Any, package: StylePackage, device: torch.device, dtype: torch.dtype) -> None:
         self.module = module
+        # "compiled" (sdk.runners) or "torchscript": what runs this model, for logs and benchmarks.
+        self.runner: str = getattr(module, "runner", "torchscript")
         self.package = package
         self.device = device
         self.dtype = dtype
@@ -58,6 +59,9 @@ class StyleModel:
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         # Plain NCHW: channels_last was measured 1.3-2.7x slower on CPU for the built-in generator
         # (benchmarks/big_image_memory.py --channels-last) and has not been measured on a GPU.
+        if self.device.type == "cuda":
+            # A page-locked copy lets the host-to-device copy run asynchronously.
+            x = x.pin_memory()
         return x.to(self.device, self.dtype, non_blocking=True)
 
     def _from_device(self, y: torch.Tensor) -> torch.Tensor:
@@ -159,6 +163,8 @@ class Engine:
     ``device``: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
     ``half``: float16 inference; ``None`` = on CUDA where the package's ``input.half`` allows
     it; ``True`` asks for it (still only where the package allows it) and needs CUDA.
+    ``runner``: ``auto``, ``compiled`` or ``torchscript`` (:mod:`sdk.runners`); None reads
+    ``STYLEKIT_RUNNER`` (default ``auto``: compiled kernels when this machine has them cached).
     Images over ``pixel_budget`` pixels run in ``tile``-sized tiles that overlap by
     ``overlap`` pixels (and get that much context around them). The default tile keeps a
     6000x4000 photo under 2 GB peak RSS on the CPU with the built-in 26-style network; the
@@ -173,8 +179,10 @@ class Engine:
         tile: int = 768,
         overlap: int = 64,
         limits: ImageLimits | None = None,
+        runner: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        self.runner = runners.default_runner() if runner is None else runners.check_runner(runner)
         if half is not None and not isinstance(half, bool):
             raise BadOptionError(f"half must be True, False or None, not {half!r}.")
         if half and self.device.type != "cuda":
@@ -195,12 +203,13 @@ class Engine:
         # Tiled runs first stylize the whole picture at about this many pixels and take their
         # broad tones from it (see imaging.run_tiled); None or 0 turns that off.
         self.guide_pixels: int | None = 1024 * 1024
-        self._models: dict[tuple[str, int, int, str, str], StyleModel] = {}
+        self._models: dict[tuple[str, int, int, str, str, str], StyleModel] = {}
         self._lock = threading.Lock()
-        log.info("stylekit engine on %s (half=%s)", self.device, half)
+        log.info("stylekit engine on %s (half=%s, runner=%s)", self.device, half, self.runner)
 
     def __repr__(self) -> str:
-        return f"Engine(device={str(self.device)!r}, half={self.half!r}, pixel_budget={self.pixel_budget})"
+        return (f"Engine(device={str(self.device)!r}, half={self.half!r}, runner={self.runner!r}, "
+                f"pixel_budget={self.pixel_budget})")  # fmt: skip
 
     # -- public API ------------------------------------------------------------------------
 
@@ -243,27 +252,38 @@ class Engine:
         decoded = [self._decode(item) for item in items]
         return self._run_items(job, decoded, batch=self.batch_same_size)
 
+    def dtype_for(self, package: StylePackage) -> torch.dtype:
+        """The dtype this engine runs ``package`` in: float16 on CUDA where allowed, else float32."""
+        use_half = self.device.type == "cuda" and self.half is not False and package.manifest.input.half
+        return torch.float16 if use_half else torch.float32
+
     def load(self, package: StylePackage) -> StyleModel:
         """The package's generator on this engine's device and dtype (loaded once, then cached)."""
         manifest = package.manifest
-        use_half = self.device.type == "cuda" and self.half is not False and manifest.input.half
-        dtype = torch.float16 if use_half else torch.float32
+        dtype = self.dtype_for(package)
+        use_half = dtype == torch.float16
         path = package.model_path.resolve()
         try:
             st = path.stat()
         except OSError:
             raise StylePackageError(f"Style {manifest.name!r}: model file {path} is missing.") from None
         # mtime and size in the key: a package rewritten in place (retrained) is loaded afresh.
-        key = (str(path), st.st_mtime_ns, st.st_size, str(self.device), str(dtype))
+        key = (str(path), st.st_mtime_ns, st.st_size, str(self.device), str(dtype), self.runner)
         with self._lock:
             model = self._models.get(key)
             if model is None:
                 module = package.load_module(map_location=self.device)
                 if use_half:
                     module = module.half()
+                if self.runner != "torchscript":
+                    # None: no valid compiled kernels (and none built): TorchScript runs it.
+                    build = self.runner == "compiled"
+                    compiled = runners.load_compiled(package, self.device, dtype, build=build,
+                                                     reference=module)  # fmt: skip
+                    module = compiled if compiled is not None else module
                 model = _MODEL_CLASSES[manifest.kind](module, package, self.device, dtype)
                 self._models[key] = model
-                log.info("loaded style %s on %s (%s)", manifest.name, self.device, dtype)
+                log.info("loaded style %s on %s (%s, %s)", manifest.name, self.device, dtype, model.runner)
             return model
 
     # -- internals -------------------------------------------------------------------------

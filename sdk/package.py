@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sdk import wire
@@ -66,6 +66,34 @@ class SubStyle:
     aliases: tuple[str, ...] = ()
 
 
+#: The model file formats a package can carry. ``torchscript`` is the package's ``model_file``
+#: (always there: the card and TorchServe load it); the others sit beside it.
+ARTIFACT_FORMATS: tuple[str, ...] = ("torchscript", "pt2", "onnx")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What one model file of a package is: its format, the method it holds, which torch wrote it.
+
+    A TorchScript file holds every method of the kind; a ``pt2`` (``torch.export`` program) or
+    ``onnx`` file holds one: ``forward`` (feedforward, multistyle), or ``style_vector`` /
+    ``transfer`` (arbitrary). ``verified`` is how it compared with the eager network when it
+    was written: the images, and the mean and max absolute difference in 1/255 units.
+    """
+
+    format: str
+    method: str = "forward"
+    torch: str = ""
+    opset: int | None = None
+    verified: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in ARTIFACT_FORMATS:
+            raise StylePackageError(
+                f"Unknown model file format {self.format!r}; expected one of {ARTIFACT_FORMATS}."
+            )
+
+
 @dataclass
 class Manifest:
     name: str
@@ -84,6 +112,9 @@ class Manifest:
     # File name (relative to the manifest) -> sha256 hex digest.
     files: dict[str, str] = field(default_factory=dict)
     format: str = FORMAT
+    # Model file name -> what it is (format, method, torch version). A manifest written before
+    # this field existed has only its TorchScript ``model_file``.
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -92,6 +123,11 @@ class Manifest:
             )
         if self.kind == "multistyle" and not self.styles:
             raise StylePackageError(f"Multistyle package {self.name!r} lists no sub-styles.")
+        for file in self.artifacts:
+            if file != PurePath(file).name:
+                raise StylePackageError(
+                    f"Style package {self.name!r}: model file {file!r} must be a plain file name."
+                )
         if self.kind == "multistyle" and self.aliases:
             raise StylePackageError(
                 f"Multistyle package {self.name!r} has aliases of its own; a network's are its sub-styles'."
@@ -138,6 +174,10 @@ class Manifest:
                 training=data.get("training"),
                 files=dict(data.get("files", {})),
                 format=fmt,
+                artifacts={
+                    str(file): Artifact(**dict(entry))
+                    for file, entry in dict(data.get("artifacts", {})).items()
+                },
             )
         except StylePackageError:
             raise
@@ -186,6 +226,19 @@ class StylePackage:
     @property
     def model_path(self) -> Path:
         return self.root / self.manifest.model_file
+
+    def artifact(self, format: str, method: str = "forward") -> Path | None:
+        """The package's model file of ``format`` holding ``method``, or None when it has none.
+
+        ``torchscript`` is always the ``model_file``. Only files the manifest pins (``files``)
+        count, so a stray file beside a package is never loaded.
+        """
+        if format == "torchscript":
+            return self.model_path
+        for file, art in self.manifest.artifacts.items():
+            if art.format == format and art.method == method and file in self.manifest.files:
+                return self.root / file
+        return None
 
     def verify(self) -> None:
         """Check that every file named in the manifest exists and matches its sha256."""
@@ -331,6 +384,7 @@ def write_package(
         torch.jit.save(module, buf)
     atomic_write(root / manifest.model_file, buf.getvalue())
     files = {manifest.model_file: sha256_file(root / manifest.model_file)}
+    manifest.artifacts = {manifest.model_file: Artifact("torchscript", torch=torch.__version__)}
     for name, data in (extra_files or {}).items():
         atomic_write(root / name, data)
         files[name] = sha256_file(root / name)
@@ -341,8 +395,10 @@ def write_package(
 
 
 __all__ = [
+    "ARTIFACT_FORMATS",
     "FORMAT",
     "KINDS",
+    "Artifact",
     "InputContract",
     "Kind",
     "Manifest",

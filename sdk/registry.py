@@ -622,6 +622,19 @@ class StyleRegistry:
                 return self._specs[found]
             raise UnknownStyleError(self._unknown_message(name))
 
+    def package_named(self, name: str) -> StylePackage:
+        """A registered package by a style's name or alias, or by the package's own name (a
+        multistyle network's, e.g. ``multistyle26``): what ``stylekit export`` and ``stylekit
+        compile`` take. Never a file."""
+        try:
+            return self.lookup(name).package()
+        except UnknownStyleError:
+            key = name.strip().lower()
+            for spec in self.list():
+                if str(spec.metadata.get("package", "")).lower() == key:
+                    return spec.package()
+            raise
+
     def _unknown_message(self, style: str) -> str:
         return unknown_style_message(style, self._index)
 

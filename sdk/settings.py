@@ -11,7 +11,9 @@ changes. Nothing here imports more than the standard library.
 - ``STYLEKIT_MAX_BYTES``, ``STYLEKIT_MAX_PIXELS``, ``STYLEKIT_MAX_SIDE``: image limits
   (:meth:`sdk.imaging.ImageLimits.from_env`);
 - ``STYLEKIT_MALLOC``: ``system`` leaves the C allocator alone (:mod:`sdk.allocator`);
-- ``STYLEKIT_VGG_WEIGHTS``: a local VGG state dict for training offline (``training.loss_networks``).
+- ``STYLEKIT_VGG_WEIGHTS``: a local VGG state dict for training offline (``training.loss_networks``);
+- ``STYLEKIT_RUNNER``: ``auto``, ``compiled`` or ``torchscript``, the engine's default runner
+  (:mod:`sdk.runners`; compiled kernels are cached in ``<home>/cache/compiled``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MAX_PIXELS = "STYLEKIT_MAX_PIXELS"
 MAX_SIDE = "STYLEKIT_MAX_SIDE"
 MALLOC = "STYLEKIT_MALLOC"
 VGG_WEIGHTS = "STYLEKIT_VGG_WEIGHTS"
+RUNNER = "STYLEKIT_RUNNER"
 
 
 def get(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -65,6 +68,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_PIXELS",
     "MAX_SIDE",
+    "RUNNER",
     "SERVER",
     "TOKEN",
     "VGG_WEIGHTS",

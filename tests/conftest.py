@@ -50,6 +50,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     import sdk.registry
 
     monkeypatch.setenv("STYLEKIT_HOME", str(tmp_path_factory.mktemp("stylekit_home")))
+    monkeypatch.delenv("STYLEKIT_RUNNER", raising=False)  # the runner default is the code's, not the shell's
     monkeypatch.setattr(sdk.registry, "_default", None)
     monkeypatch.setattr(sdk.api, "_engines", {})
 

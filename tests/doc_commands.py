@@ -217,6 +217,15 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "kubectl apply -f deploy/kserve/inferenceservice.yaml": _NO_DOCKER,
         "kubectl get inferenceservice stylekit": _NO_DOCKER,
     },
+    "docs/speed.md": {
+        "stylekit export multistyle26 --format all --out exported/": Run(),
+        "stylekit export exported/multistyle26.json --format pt2 --photo photo.jpg": Run(),
+        "stylekit compile": Run(),
+        "stylekit compile starry-night --device cuda": _NO_GPU,
+        "stylekit stylize photo.jpg -s starry-night --runner compiled -o out.png": Run(),
+        "STYLEKIT_RUNNER=torchscript stylekit stylize photo.jpg -s starry-night -o out-ts.png": Run(),
+        "stylekit compile --list": Run(),
+    },
     "docs/training.md": {
         "wget http://images.cocodataset.org/zips/train2014.zip && unzip -q train2014.zip -d /data/coco":
             _NO_NET,
@@ -227,7 +236,7 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "stylekit stylize photo.jpg --style starry -o photo-starry.png": Run(),
         "tensorboard --logdir runs/starry/tensorboard": Run(extra="--port $TB_PORT",
                                                             background="http://127.0.0.1:$TB_PORT/"),
-        "stylekit export runs/starry/checkpoints/last.pt --name starry-early": Run(),
+        "stylekit export runs/starry/checkpoints/last.pt --name starry-early --format pt2": Run(),
         "torchrun --nproc_per_node 4 -m training --style-image starry_night.jpg --data /data/coco/train2014 "
         "--name starry --epochs 2 --batch-size 4 --out runs/starry": Run(
             {"--nproc_per_node 4": "--nproc_per_node 2", **_NO_COCO, "--epochs 2 --batch-size 4": _FEW_STEPS,

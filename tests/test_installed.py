@@ -99,6 +99,7 @@ EXPECT = {
     "docs/offline_training.md": ["photo-wave.png"],
     "docs/sdk.md": ["out.png", "stylekit-my-styles/stylekit_my_styles/wave.pt"],
     "docs/serving.md": ["out.png", "out.jpg", "blend.png", "request.json"],
+    "docs/speed.md": ["exported/multistyle26.pt2", "exported/multistyle26.onnx", "out.png", "out-ts.png"],
     "docs/training.md": ["photo-starry.png", "runs/starry/tensorboard", "runs/starry-ddp/starry.pt"],
     "docs/web.md": ["photo-pastel-sunset.png"],
 }

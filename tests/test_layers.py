@@ -97,7 +97,17 @@ def test_every_command_follows_the_one_convention() -> None:
     from sdk.extras import EXTRAS
 
     table = commands()
-    expected = {"stylize", "styles", "archive", "serve", "web", "train", "export", "import-pretrained"}
+    expected = {
+        "stylize",
+        "styles",
+        "archive",
+        "serve",
+        "web",
+        "compile",
+        "train",
+        "export",
+        "import-pretrained",
+    }
     assert expected <= set(table)
     for name, (module, help_text, extra) in table.items():
         assert module.split(".")[1] == "commands" and help_text and extra in (None, *EXTRAS), name

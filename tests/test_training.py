@@ -426,10 +426,13 @@ def test_cli_train_then_stylize_and_export(
 
     code = stylekit_main([
         "export", str(out / "checkpoints" / "last.pt"), "--name", "cli-copy", "--out", str(tmp_path / "exp"),
-        "--no-install",
+        "--no-install", "--format", "pt2",
     ])  # fmt: skip
     assert code == 0
-    assert read_package(tmp_path / "exp" / "cli-copy.pt").manifest.training["steps"] == 2  # type: ignore[index]
+    exported = read_package(tmp_path / "exp" / "cli-copy.pt")
+    assert exported.manifest.training["steps"] == 2  # type: ignore[index]
+    assert exported.artifact("pt2") == tmp_path / "exp" / "cli-copy.pt2"  # beside TorchScript, verified
+    assert exported.manifest.artifacts["cli-copy.pt2"].verified is not None
     assert not (Path(os.environ["STYLEKIT_HOME"]) / "styles" / "cli-copy.json").exists()
 
 

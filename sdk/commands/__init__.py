@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "serve": ("sdk.commands.serve", "start, check or stop a local TorchServe", "serve"),
     "web": ("sdk.commands.web", "run the web demo", "web"),
     "plugin": ("sdk.commands.plugin", "write an installable style plugin from style packages", None),
+    "compile": ("sdk.commands.compile", "compile styles' kernels into this machine's cache", None),
 }
 
 __all__ = ["COMMANDS", "ENTRY_POINT_GROUP"]

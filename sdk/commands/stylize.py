@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdk import wire
+from sdk import runners, wire
 from sdk._fs import atomic_write
 from sdk.errors import (
     AuthenticationError,
@@ -84,6 +84,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"shrink so the longest side is at most N pixels (1 to {wire.MAX_SIDE})",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--runner",
+        choices=runners.RUNNERS,
+        help="auto (default: compiled kernels when cached, see stylekit compile), compiled or torchscript",
+    )
     parser.add_argument("--server", metavar="URL", help="stylize on a stylekit TorchServe server instead")
     parser.add_argument("--json", action="store_true", help="print one JSON line per image")
 
@@ -278,8 +283,10 @@ def run(args: argparse.Namespace) -> int:
     canonical: dict[str, str] = {}
     local_style: StyleArg = style  # resolved once below when stylizing here
     if args.server:
-        if args.device != "auto":
-            raise BadOptionError("--device applies to local stylization; the server picks its own device.")
+        if args.device != "auto" or args.runner is not None:
+            raise BadOptionError(
+                "--device and --runner apply to local stylization; the server picks its own."
+            )
         from sdk.client import StyleClient
 
         backend = StyleClient(args.server)
@@ -289,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
         keep_freed_memory()  # this process only stylizes: reuse freed activations (sdk.allocator)
         from sdk.registry import default_registry
 
-        api.engine(args.device)  # a missing GPU is an error before any image is read
+        api.engine(args.device, args.runner)  # a missing GPU is an error before any image is read
         # Resolve up front: an unknown style or a bad blend stops here, and names become canonical.
         registry = default_registry()
         names = list(style) if isinstance(style, Mapping) else [style]
@@ -315,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
                     preserve_color=args.preserve_color,
                     max_side=args.max_side,
                     device=args.device,
+                    runner=args.runner,
                     backend=backend,
                 )
                 _write(job.output, imaging.encode(image, fmt))

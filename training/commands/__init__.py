@@ -9,7 +9,12 @@ from __future__ import annotations
 #: name -> (module, one-line help, the extra it needs: see sdk.extras).
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "train": ("training.commands.train", "train a new style (residual generator, perceptual loss)", "train"),
-    "export": ("training.commands.export", "export a training checkpoint as a style package", "train"),
+    # A checkpoint needs the train extra (checked by the command); a package needs nothing more.
+    "export": (
+        "training.commands.export",
+        "export a checkpoint or style package (TorchScript, pt2, ONNX)",
+        None,
+    ),
     "import-pretrained": (
         "training.commands.import_pretrained",
         "rebuild the built-in styles from the ONNX originals",
