@@ -7,9 +7,11 @@ For 1, 4 and 8 concurrent clients, every client sends 512 px JPEG photos and get
   stylize, encode PNG), with the same number of threads.
 
 Prints images/s and p50/p99 latency per row, the serving overhead (throughput lost against
-local) and p99/p50. Goals: overhead under 15 % at 8 clients, p99 under 2x p50.
+local) and p99/p50. Goals: overhead under 10 % at 1, 4 and 8 clients, p99 under 2x p50.
+``--runner`` picks the runner of both sides (``sdk.runners``).
 
     .venv/bin/python benchmarks/serve_throughput.py [--style NAME] [--size 512] [--requests 8] [--rounds 2]
+        [--runner auto|compiled|torchscript]
 """
 
 from __future__ import annotations
@@ -85,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="scale the served model to N workers")
     parser.add_argument("--port", type=int, default=18480)
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument(
+        "--runner",
+        default="auto",
+        choices=("auto", "compiled", "torchscript"),
+        help="the runner of both sides (sdk.runners); compiled compiles into STYLEKIT_HOME first",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -109,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     images = photos_at(args.size, 16)
     levels = [int(c) for c in args.clients.split(",")]
     keep_freed_memory()  # as stylekit's entry points do (STYLEKIT_MALLOC=system opts out)
-    engine = Engine(device="cpu")
+    # The same runner on both sides: the server's handler reads STYLEKIT_RUNNER, and a compiled
+    # runner's kernels, built here first, are in the cache both read.
+    os.environ["STYLEKIT_RUNNER"] = args.runner
+    engine = Engine(device="cpu", runner=args.runner)
 
     def local(data: bytes) -> bytes:
         return imaging.encode(engine.stylize(data, spec), "PNG")
@@ -148,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
-        f"style {spec.name} ({model} archive, {workers} worker(s)), {args.size}px JPEG in, PNG out, "
+        f"style {spec.name} ({model} archive, {workers} worker(s), "
+        f"runner {engine.load(spec.package()).runner}), "
+        f"{args.size}px JPEG in, PNG out, "
         f"{args.requests} requests per client, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     header = (
