@@ -172,8 +172,9 @@ def test_backend_receives_the_call(photos: list[Path], multistyle: list[str]) ->
     remote = sdk.stylize(photos[0], style=spec, strength=0.5, backend=backend)
     local = sdk.stylize(photos[0], style=multistyle[2], strength=0.5)
     assert np.array_equal(rgb(remote), rgb(local)) and backend.calls == [multistyle[2]]
-    with pytest.raises(BadOptionError, match="backend picks its own device"):
-        sdk.stylize(photos[0], style=spec, device="cpu", backend=backend)
+    for local_only in ({"device": "cpu"}, {"runner": "compiled"}):
+        with pytest.raises(BadOptionError, match="device= and runner= apply to local stylization"):
+            sdk.stylize(photos[0], style=spec, backend=backend, **local_only)  # type: ignore[arg-type]
 
 
 def test_list_styles_records(multistyle: list[str]) -> None:

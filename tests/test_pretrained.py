@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from sdk.cli import main as stylekit_main
-from sdk.package import read_package
+from sdk.package import Manifest, read_package
 from sdk.styles import BUILTIN_DIR
 from training.pretrained import arbitrary, catalog, multistyle
 from training.pretrained.mobilenet import FEATURE_CHANNELS, FEATURE_STRIDES, NUM_FEATURES, load_trunk
@@ -271,14 +272,20 @@ def test_import_pretrained_cli_rebuilds_the_shipped_packages(
         "arbitrary.pt",
         "multistyle26.json",
         "multistyle26.pt",
+        "multistyle26.pt2",  # the compiled runner's source (sdk.runners)
     ]
     photo = to_nchw(load_image(photos[6], 64, 64))
     style = to_nchw(load_image(style_images[1], 256, 256))
     weights = torch.full((1, 26), 1.0 / 26)
     for stem, inputs in (("multistyle26", (photo, weights)), ("arbitrary", (photo, style))):
         rebuilt, shipped = read_package(tmp_path / f"{stem}.json"), read_package(BUILTIN_DIR / f"{stem}.json")
-        # Same manifest apart from the checksums (TorchScript files carry a random serialization id).
-        assert {**rebuilt.manifest.to_dict(), "files": {}} == {**shipped.manifest.to_dict(), "files": {}}
+        # Same manifest apart from the checksums (TorchScript files carry a random serialization id)
+        # and the pictures each file was checked on (the shipped ones on real photos too).
+        def comparable(manifest: Manifest) -> dict[str, object]:
+            arts = {f: {**asdict(a), "verified": None} for f, a in manifest.artifacts.items()}
+            return {**manifest.to_dict(), "files": sorted(manifest.files), "artifacts": arts}
+
+        assert comparable(rebuilt.manifest) == comparable(shipped.manifest)
         with torch.inference_mode():
             assert torch.equal(rebuilt.load_module()(*inputs), shipped.load_module()(*inputs))
     assert (tmp_path / "NOTICE").read_text(encoding="utf-8") == (BUILTIN_DIR / "NOTICE").read_text(
