@@ -337,3 +337,59 @@ def _request():  # type: ignore[no-untyped-def]
     from sdk.wire import StyleRequest
 
     return StyleRequest()
+
+
+# --------------------------------------------------------------------------- other dtypes, serving
+
+
+def test_another_dtype_is_traced_again_and_checked(program_package: StylePackage) -> None:
+    """A GPU's float16 entry is the program traced again in that dtype (a CPU has no float16
+    convolutions, so float64 stands in here): built, checked against TorchScript in the same
+    dtype, cached under its own key."""
+    cpu = torch.device("cpu")
+    reference = program_package.load_module().double()
+    compiled = runners.load_compiled(program_package, cpu, torch.float64, build=True, reference=reference)
+    assert compiled is not None
+    x = imaging.to_tensor(imaging.decode(REPO.parent / "shared" / "data" / "content" / "chicago.jpg").rgb)
+    x = torch.nn.functional.interpolate(x, size=(96, 128)).double()
+    with torch.inference_mode():
+        out = compiled(x)
+        assert out.dtype == torch.float64
+        assert programs.difference(reference(x), out).within_bound
+    assert runners.cache_status(program_package, cpu, torch.float64) == "cached"
+    assert runners.cache_status(program_package, cpu, torch.float32) == "missing"
+
+
+def test_torchserve_serves_with_the_compiled_runner(
+    program_package: StylePackage, warm_cache: Path, tmp_path: Path, content_images: list[Path]
+) -> None:
+    """The handler runs the same engine: with the machine's cache warm, a real TorchServe serves
+    the compiled kernels (auto), and says so in its description."""
+    from torchserve_support import free_port_block, model_config_dir
+
+    from sdk.client import StyleClient
+    from sdk.serving import server
+    from sdk.serving.archive import build_archive
+    from sdk.wire import StyleRequest
+
+    store = tmp_path / "store"
+    build_archive(program_package, store, config_dir=model_config_dir(tmp_path))
+    home = runners.cache_root().parent.parent
+    state = server.start(
+        model_store=store,
+        port=free_port_block(5),
+        worker_port=free_port_block(4),
+        run_dir=tmp_path / "serve",
+        env={"STYLEKIT_HOME": str(home)},
+        timeout=180,
+    )
+    try:
+        client = StyleClient(state.inference_url, run_dir=state.run_dir, timeout=120)
+        assert client.describe("tiny")["stylekit"]["runner"] == "compiled"
+        image = photo(content_images)
+        png = imaging.encode(imaging.finish(image.rgb, image), "PNG")
+        served = imaging.decode(client.send(png, StyleRequest(style="tiny")))
+        local = Engine("cpu", runner="torchscript").run(image, program_package.resolve(), _request())
+        assert outputs_agree(served.rgb, local)
+    finally:
+        server.stop(state)
