@@ -9,6 +9,12 @@ inflate another's figure:
 - ``untiled`` (with ``--untiled``): the same photo through the model in one piece, the
   baseline that tiling replaces (needs far more memory).
 
+The tiled run is repeated ``--repeat`` times (default 3), each in a fresh process: with
+``keep_freed_memory()`` in effect (as the entry points have it) the peak depends on how glibc
+happens to fit each tile's activations into the memory earlier tiles freed, and varies by
+a few hundred MB from one identical run to the next. The goal (< 1.2 GB peak RSS) is checked
+against the highest. ``STYLEKIT_MALLOC=system`` in the environment measures without it.
+
 The photo is a content image from ../shared/data upscaled to ``--size`` (6000x4000) in memory
 and JPEG-encoded, so decoding is part of the run as it would be for a real camera file.
 
@@ -20,7 +26,7 @@ network's pretrained ONNX weights (``training.pretrained``, needs the dev extra)
 default NCHW layout and in ``channels_last`` on ``--device`` (default cpu) and prints the ratio:
 the measurement behind the engine's layout choice.
 
-    nice -n 10 .venv/bin/python benchmarks/big_image_memory.py [--untiled] [--channels-last]
+    nice -n 10 .venv/bin/python benchmarks/big_image_memory.py [--repeat N] [--untiled] [--channels-last]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+GOAL_MB = 1.2 * 1024  # peak RSS goal for the tiled 6000x4000 run (issue 12)
 DATA = Path(os.environ.get("STYLEKIT_TEST_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -107,7 +114,7 @@ def child(args: argparse.Namespace) -> None:
             result["size"] = decoded.size
         else:
             start = time.perf_counter()
-            out = engine.stylize(photo, style)
+            out = engine.stylize(photo, resolved)
             result["seconds"] = time.perf_counter() - start
             result["size"] = out.size
             if args.save:
@@ -160,6 +167,9 @@ def main() -> None:
     parser.add_argument("--style", help="style name (default: first multistyle26 sub-style)")
     parser.add_argument("--tile", type=int, default=768, help="tile size (the engine's default: 768)")
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="tiled runs, each in a fresh process (default 3)"
+    )
     parser.add_argument("--untiled", action="store_true", help="also run the whole photo untiled (baseline)")
     parser.add_argument("--channels-last", action="store_true", help="time NCHW vs channels_last on a tile")
     parser.add_argument("--device", default="cpu", help="device for --channels-last (cpu, cuda, ...)")
@@ -179,25 +189,37 @@ def main() -> None:
         if args.channels_last:
             r = _spawn(args, "channels_last", photo)
             print(f"style: {r['style']}; device {r['device']}; CPU threads: {r['threads']}")
-            print(f"one {r['side']}x{r['side']} tile: NCHW {r['nchw_s']:.3f} s, channels_last "
-                  f"{r['channels_last_s']:.3f} s, ratio {r['ratio']:.2f} (<1: channels_last faster)")
+            print(
+                f"one {r['side']}x{r['side']} tile: NCHW {r['nchw_s']:.3f} s, channels_last "
+                f"{r['channels_last_s']:.3f} s, ratio {r['ratio']:.2f} (<1: channels_last faster)"
+            )
             return
-        print(f"photo: {width}x{height} JPEG, {photo.stat().st_size / 2**20:.1f} MB; tile {args.tile}, "
-              f"overlap {args.overlap}")
-        runs = [_spawn(args, "floor", photo), _spawn(args, "tiled", photo)]
-        if args.untiled:
-            runs.append(_spawn(args, "untiled", photo))
-    print(f"style: {runs[0]['style']}; CPU threads: {runs[0]['threads']}")
+        print(
+            f"photo: {width}x{height} JPEG, {photo.stat().st_size / 2**20:.1f} MB; tile {args.tile}, "
+            f"overlap {args.overlap}; malloc: {os.environ.get('STYLEKIT_MALLOC') or 'keep freed memory'}"
+        )
+        floor = _spawn(args, "floor", photo)
+        tiled = [_spawn(args, "tiled", photo) for _ in range(max(1, args.repeat))]
+        untiled = [_spawn(args, "untiled", photo)] if args.untiled else []
+    print(f"style: {floor['style']}; CPU threads: {floor['threads']}")
     print(f"{'run':<10}{'peak RSS':>12}{'wall':>10}{'CPU (whole process)':>22}")
-    for r in runs:
+    for r in [floor, *tiled, *untiled]:
         seconds = f"{r['seconds']:.1f} s" if "seconds" in r else "-"
         print(f"{r['mode']:<10}{r['peak_rss_mb']:>9.0f} MB{seconds:>10}{r['cpu_s']:>20.1f} s")
-    tiled = runs[1]
-    print(f"tiled peak RSS: {tiled['peak_rss_mb'] / 1024:.2f} GB (goal < 2 GB), "
-          f"{tiled['peak_rss_mb'] - runs[0]['peak_rss_mb']:.0f} MB above the floor")
-    if args.untiled:
-        print(f"ratio tiled/untiled: peak RSS {tiled['peak_rss_mb'] / runs[2]['peak_rss_mb']:.2f}, "
-              f"time {tiled['seconds'] / runs[2]['seconds']:.2f}")
+    peaks = sorted(r["peak_rss_mb"] for r in tiled)
+    worst = peaks[-1]
+    verdict = "met" if worst < GOAL_MB else "NOT met"
+    print(
+        f"tiled peak RSS: {worst / 1024:.2f} GB at most (median {statistics.median(peaks) / 1024:.2f} GB "
+        f"of {len(peaks)}), goal < {GOAL_MB / 1024:.1f} GB: {verdict}; "
+        f"{worst - floor['peak_rss_mb']:.0f} MB above the floor"
+    )
+    if untiled:
+        best = min(tiled, key=lambda r: r["seconds"])
+        print(
+            f"ratio tiled/untiled: peak RSS {worst / untiled[0]['peak_rss_mb']:.2f}, "
+            f"time {best['seconds'] / untiled[0]['seconds']:.2f}"
+        )
 
 
 if __name__ == "__main__":

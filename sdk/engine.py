@@ -166,9 +166,10 @@ class Engine:
     ``runner``: ``auto``, ``compiled`` or ``torchscript`` (:mod:`sdk.runners`); None reads
     ``STYLEKIT_RUNNER`` (default ``auto``: compiled kernels when this machine has them cached).
     Images over ``pixel_budget`` pixels run in ``tile``-sized tiles that overlap by
-    ``overlap`` pixels (and get that much context around them). The default tile keeps a
-    6000x4000 photo under 2 GB peak RSS on the CPU with the built-in 26-style network; the
-    tile count barely changes the total work (see ``docs/imaging.md``).
+    ``overlap`` pixels (and get that much context around them). With the default tile a
+    6000x4000 photo peaked at 1.3-1.6 GB RSS on the CPU with the built-in 26-style network
+    (most of the spread is how the allocator fits each tile's activations); the tile count
+    barely changes the total work (see ``docs/imaging.md``).
     """
 
     def __init__(
@@ -346,13 +347,19 @@ class Engine:
         multiple = job.model.multiple
         if len(rgbs) == 1 and imaging.needs_tiling(w, h, self.pixel_budget):
             guide = self._guide(job, rgbs[0])
-            # A uint8 view: run_tiled converts tile by tile, so no full-size float copy is made.
+            # A uint8 view in, uint8 rows out as they are finished: no full-size float tensor.
             view = torch.from_numpy(_writable(rgbs[0])).permute(2, 0, 1).unsqueeze(0)
-            y = imaging.run_tiled(
-                job.fn, view, tile=self.tile, overlap=self.overlap, multiple=multiple, guide=guide,
-                min_side=imaging.MIN_MODEL_SIDE,
-            )
-            return [imaging.to_uint8(y)]
+            return [
+                imaging.run_tiled_uint8(
+                    job.fn,
+                    view,
+                    tile=self.tile,
+                    overlap=self.overlap,
+                    multiple=multiple,
+                    guide=guide,
+                    min_side=imaging.MIN_MODEL_SIDE,
+                )
+            ]
         tensors = [imaging.to_tensor(rgb) for rgb in rgbs]
         x = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
         padded, pads = imaging.pad_to_multiple(x, multiple, min_side=imaging.MIN_MODEL_SIDE)

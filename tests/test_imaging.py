@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from hostile_corpus import bomb_png
 from PIL import Image
 
 from sdk import imaging
-from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError
+from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
 from sdk.imaging import DecodedImage, ImageLimits
 
 
@@ -318,8 +319,10 @@ def test_preserve_color_keeps_chroma(photos: list[Path]) -> None:
     other = imaging.decode(photos[2]).rgb[..., ::-1].astype(np.int16)
     stylized = np.clip((other - other.mean(axis=2, keepdims=True)) * 3 + 128, 0, 255).astype(np.uint8)
     out = imaging.preserve_color(content, stylized)
-    ycc = {k: np.array(Image.fromarray(v).convert("YCbCr")) for k, v in
-           {"out": out, "content": content, "stylized": stylized}.items()}
+    ycc = {
+        k: np.array(Image.fromarray(v).convert("YCbCr"))
+        for k, v in {"out": out, "content": content, "stylized": stylized}.items()
+    }
     assert _mean_abs(ycc["out"][..., 1:], ycc["content"][..., 1:]) < 3.0
     assert _mean_abs(ycc["out"][..., 0], ycc["stylized"][..., 0]) < 3.0
     assert _mean_abs(ycc["out"][..., 1:], ycc["stylized"][..., 1:]) > 5.0
@@ -458,3 +461,99 @@ def test_run_tiled_guide_restores_broad_tones() -> None:
     assert err_guided < 0.3 * err_plain
     with pytest.raises(BadOptionError, match="guide"):
         imaging.run_tiled(fn, x, tile=64, overlap=16, multiple=4, guide=guide[0])
+
+
+def _reference_tiled(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    tile: int,
+    overlap: int,
+    multiple: int,
+    guide: torch.Tensor | None = None,
+    min_side: int = 0,
+) -> torch.Tensor:
+    """The blend written out plainly, as run_tiled first did it: every tile is added into one
+    full-size float tensor. The row-band version must give the same pixels."""
+    n, _, h, w = x.shape
+    low = None if guide is None else imaging._blur(guide.float(), imaging.GUIDE_SIGMA)
+    factor = 1 if guide is None else max(1, round(max(h / guide.shape[-2], w / guide.shape[-1])))
+    context = -(-overlap // multiple) * multiple
+    ys, xs = imaging.tile_spans(h, tile, overlap, multiple), imaging.tile_spans(w, tile, overlap, multiple)
+    wys, wxs = imaging._axis_weights(ys, h, overlap), imaging._axis_weights(xs, w, overlap)
+    out: torch.Tensor | None = None
+    for (y0, y1), wy in zip(ys, wys, strict=True):
+        iy0, iy1 = max(0, y0 - context), min(h, y1 + context)
+        for (x0, x1), wx in zip(xs, wxs, strict=True):
+            ix0, ix1 = max(0, x0 - context), min(w, x1 + context)
+            piece = x[:, :, iy0:iy1, ix0:ix1]
+            piece = piece.float() / 255.0 if piece.dtype == torch.uint8 else piece
+            padded, pads = imaging.pad_to_multiple(piece, multiple, min_side=min_side)
+            result = imaging.unpad(fn(padded), pads).float()
+            if low is not None:
+                result = result - imaging._low_pass(result, factor)
+                result = result + imaging._sample(low, (iy0, iy1, ix0, ix1), (h, w))
+            core = result[:, :, y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0]
+            if out is None:
+                out = torch.zeros((n, core.shape[1], h, w))
+            out[:, :, y0:y1, x0:x1].addcmul_(core, wy[:, None] * wx[None, :])
+    assert out is not None
+    return out
+
+
+def _per_tile_model(t: torch.Tensor) -> torch.Tensor:
+    """Depends on the whole tile (like instance norm), so every tile's output differs."""
+    return torch.sigmoid(4 * (t - t.mean(dim=(2, 3), keepdim=True))) * 0.9 + 0.05 * t.std()
+
+
+# (h, w, tile, overlap): odd sizes; 61x45 in 16-pixel tiles overlapping by 12 has three tiles
+# over some rows and columns (the band carries more rows than it finishes); 1-pixel-wide and
+# 1-pixel-tall images (one span across, padded up to min_side).
+TILINGS = [(131, 203, 48, 12), (61, 45, 16, 12), (97, 33, 32, 8), (1, 150, 48, 12), (150, 1, 48, 12)]
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap"), TILINGS)
+@pytest.mark.parametrize("guided", [False, True])
+def test_run_tiled_matches_the_full_size_blend(h: int, w: int, tile: int, overlap: int, guided: bool) -> None:
+    torch.manual_seed(h * w)
+    u8 = (torch.rand(1, 3, h, w) * 255).round().to(torch.uint8)
+    small = torch.nn.functional.interpolate(
+        u8.float() / 255, size=(max(1, h // 3), max(1, w // 3)), mode="area"
+    )
+    guide = _per_tile_model(small) if guided else None
+    kwargs = {"tile": tile, "overlap": overlap, "multiple": 4, "guide": guide, "min_side": 32}
+    with torch.inference_mode():
+        reference = _reference_tiled(_per_tile_model, u8, **kwargs)  # type: ignore[arg-type]
+        tiled = imaging.run_tiled(_per_tile_model, u8, **kwargs)  # type: ignore[arg-type]
+        rgb = imaging.run_tiled_uint8(_per_tile_model, u8, **kwargs)  # type: ignore[arg-type]
+    assert tiled.shape == reference.shape == (1, 3, h, w)
+    assert float((tiled - reference).abs().max()) <= 1e-6
+    assert rgb.shape == (h, w, 3) and rgb.dtype == np.uint8
+    # Rounded as to_uint8 rounds: the same pixels as the float result, and within one level of
+    # the full-size blend (float sums can differ in the last bit on other CPUs).
+    assert np.array_equal(rgb, imaging.to_uint8(tiled))
+    assert int(np.abs(rgb.astype(int) - imaging.to_uint8(reference).astype(int)).max()) <= 1
+
+
+def test_tilings_under_test_have_triple_overlaps() -> None:
+    spans = imaging.tile_spans(61, 16, 12, 4)
+    assert any(spans[i + 2][0] < spans[i][1] for i in range(len(spans) - 2))
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap"), TILINGS)
+def test_run_tiled_uint8_of_identity_gives_the_input_back(h: int, w: int, tile: int, overlap: int) -> None:
+    """The weights sum to 1 on every pixel: a lost, doubled or misplaced row band shows here."""
+    u8 = (torch.rand(1, 3, h, w) * 255).round().to(torch.uint8)
+    rgb = imaging.run_tiled_uint8(lambda t: t, u8, tile=tile, overlap=overlap, multiple=4, min_side=32)
+    assert np.array_equal(rgb, u8[0].permute(1, 2, 0).numpy())
+    batch = torch.rand(2, 3, h, w)  # run_tiled keeps batches
+    same = imaging.run_tiled(lambda t: t, batch, tile=tile, overlap=overlap, multiple=4)
+    assert torch.allclose(same, batch, atol=1e-6)
+
+
+def test_run_tiled_uint8_rejects_batches_and_non_rgb_models() -> None:
+    x = torch.rand(2, 3, 40, 40)
+    with pytest.raises(BadOptionError, match="one image"):
+        imaging.run_tiled_uint8(lambda t: t, x, tile=16, overlap=4, multiple=4)
+    with pytest.raises(StylekitError, match="3"):
+        imaging.run_tiled_uint8(lambda t: t[:, :1], x[:1], tile=16, overlap=4, multiple=4)
