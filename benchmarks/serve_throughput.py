@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "pick a feedforward or multistyle style (the arbitrary one needs a style image per request)"
         )
+    resolved = registry.resolve(spec.name)  # the engine runs a resolved style, never a name
     images = photos_at(args.size, 16)
     levels = [int(c) for c in args.clients.split(",")]
     keep_freed_memory()  # as stylekit's entry points do (STYLEKIT_MALLOC=system opts out)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(device="cpu", runner=args.runner)
 
     def local(data: bytes) -> bytes:
-        return imaging.encode(engine.stylize(data, spec), "PNG")
+        return imaging.encode(engine.stylize(data, resolved), "PNG")
 
     load_before = f"{os.getloadavg()[0]:.1f}"
     local(images[0])  # load and warm up, as the server's handler does at start

@@ -95,45 +95,23 @@ def test_runner_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_runner_flag_is_checked(tmp_path: Path, content_images: list[Path]) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sdk.cli",
+    def stylize(*flags: str) -> subprocess.CompletedProcess[str]:
+        args = [
             "stylize",
             str(content_images[0]),
-            "--style",
+            "-s",
             "starry-night",
-            "--runner",
-            "fast",
             "-o",
             str(tmp_path / "x.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+            *flags,
+        ]
+        return subprocess.run(
+            [sys.executable, "-m", "sdk.cli", *args], capture_output=True, text=True, timeout=120
+        )
+
+    done = stylize("--runner", "fast")
     assert done.returncode == 2 and "invalid choice: 'fast'" in done.stderr
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sdk.cli",
-            "stylize",
-            str(content_images[0]),
-            "--style",
-            "starry-night",
-            "--runner",
-            "compiled",
-            "--server",
-            "http://127.0.0.1:9",
-            "-o",
-            str(tmp_path / "x.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = stylize("--runner", "compiled", "--server", "http://127.0.0.1:9")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "stylekit: error: --device and --runner apply to local stylization; the server picks its own."
