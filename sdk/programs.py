@@ -84,18 +84,23 @@ def example_inputs(
     return tuple(a.to(device, dtype) for a in args)
 
 
-def dynamic_shapes(manifest: Manifest, method: str) -> tuple[dict[int, Any], ...]:
-    """``torch.export`` dynamic shapes of the method: batch free; image sides any multiple."""
+def dynamic_shapes(manifest: Manifest, method: str) -> tuple[Any, ...]:
+    """``torch.export`` dynamic shapes of the method: batch free; image sides any multiple.
+
+    A method other than ``forward`` is exported as a module whose ``forward(*args)`` calls it,
+    so its arguments' shapes nest in one tuple (what ``torch.export`` expects for ``*args``).
+    """
     from torch.export import Dim
 
     batch = Dim("batch", min=1, max=4096)
     if method == "style_vector":
-        return ({0: batch},)
+        return (({0: batch},),)
     m = max(1, manifest.input.multiple)
     h = Dim("h_units", min=1, max=_MAX_UNITS)
     w = Dim("w_units", min=1, max=_MAX_UNITS)
     image = {0: batch, 2: m * h, 3: m * w} if m > 1 else {0: batch, 2: h, 3: w}
-    return (image,) if manifest.kind == "feedforward" else (image, {0: batch})
+    args = (image,) if manifest.kind == "feedforward" else (image, {0: batch})
+    return args if method == "forward" else (args,)
 
 
 @dataclass(frozen=True)

@@ -219,18 +219,13 @@ def _compile(
         module = program.module().to(device, dtype)
         program = torch.export.export(
             module, programs.example_inputs(manifest, method, device, dtype),
-            dynamic_shapes=_spec(manifest, method), strict=False,
+            dynamic_shapes=programs.dynamic_shapes(manifest, method), strict=False,
         )  # fmt: skip
     # Freezing folds the weights in as constants, so convolution weights are packed for oneDNN
     # once at compile time instead of on every call (measured 10-25 % faster here).
     with torch._inductor.config.patch(freezing=True):
         torch._inductor.aoti_compile_and_package(program, package_path=str(out))
     return time.perf_counter() - start
-
-
-def _spec(manifest: Any, method: str) -> Any:
-    spec = programs.dynamic_shapes(manifest, method)
-    return spec if method == "forward" else (spec,)
 
 
 def _check_against(package: StylePackage, method: str, compiled: CompiledMethod, reference: Any,

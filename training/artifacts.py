@@ -123,8 +123,6 @@ def export_program(package: StylePackage, net: nn.Module, method: str) -> torch.
     module = net if method == "forward" else _method_owner(net, method)
     args = programs.example_inputs(manifest, method)
     spec = programs.dynamic_shapes(manifest, method)
-    if method != "forward":  # _Method takes *args: its dynamic shapes are one tuple
-        spec = (spec,)  # type: ignore[assignment]
     try:
         with torch.no_grad():
             return torch.export.export(module, args, dynamic_shapes=spec, strict=False)
