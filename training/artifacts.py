@@ -192,10 +192,15 @@ def _check(package: StylePackage, net: nn.Module, file: str, method: str, candid
 @contextmanager
 def _quiet_exporters() -> Iterator[None]:
     """torch.export and the ONNX exporter warn and print progress; a CLI user needs neither."""
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logging.getLogger("torch").setLevel(logging.ERROR)
-        yield
+        torch_log.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            torch_log.setLevel(level)  # the caller's logging, as it was
 
 
 def _write_pt2(program: torch.export.ExportedProgram, path: Path) -> None:
