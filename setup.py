@@ -15,6 +15,9 @@ EXTRAS = {
     # ONNX export (`stylekit export --format onnx`): torch's exporter needs onnxscript, and each
     # file is verified with onnxruntime when written.
     "export": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
+    # Video (`stylekit video`, sdk.stylize_video): PyAV decodes and encodes with the FFmpeg in
+    # its wheel and copies audio; OpenCV's DIS optical flow keeps frames consistent (no weights).
+    "video": ["av>=14", "opencv-python-headless>=4.8"],
     # Development: tests, linters, and the ONNX originals the parity tests compare against.
     "dev": [
         "pytest>=8",
@@ -32,7 +35,7 @@ EXTRAS = {
         "build>=1.2",
     ],
 }
-EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web", "export") for dep in EXTRAS[name]})
+EXTRAS["all"] = sorted({dep for name in ("train", "serve", "web", "export", "video") for dep in EXTRAS[name]})
 
 setup(
     name="stylekit",

@@ -16,6 +16,7 @@ from sdk.errors import (
     DuplicateStyleError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidVideoError,
     PluginError,
     ServerError,
     ServerUnavailableError,
@@ -41,6 +42,9 @@ _LAZY = {
     "StyleClient": "sdk.client",
     "ImageLimits": "sdk.imaging",
     "keep_freed_memory": "sdk.allocator",
+    "stylize_video": "sdk.video",
+    "stylize_frames": "sdk.video",
+    "FrameStylizer": "sdk.video",
 }
 
 if TYPE_CHECKING:
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
     from sdk.engine import Engine
     from sdk.imaging import ImageLimits
     from sdk.registry import StyleRegistry, StyleSpec, default_registry, register_style
+    from sdk.video import FrameStylizer, stylize_frames, stylize_video
 
 
 def __getattr__(name: str) -> Any:
@@ -71,9 +76,11 @@ __all__ = [
     "DeviceError",
     "DuplicateStyleError",
     "Engine",
+    "FrameStylizer",
     "ImageLimits",
     "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidVideoError",
     "PluginError",
     "ServerError",
     "ServerUnavailableError",
@@ -91,4 +98,6 @@ __all__ = [
     "list_styles",
     "register_style",
     "stylize",
+    "stylize_frames",
+    "stylize_video",
 ]

@@ -30,6 +30,16 @@ class InvalidImageError(StylekitError, ValueError):
     code = "invalid_image"
 
 
+class InvalidVideoError(InvalidImageError):
+    """The input is not a usable video (corrupt, truncated, no video stream, no frames).
+
+    A kind of :class:`InvalidImageError`, so whoever answers bad pictures with 400 answers bad
+    videos the same way; frames over the image limits raise :class:`ImageTooLargeError`.
+    """
+
+    code = "invalid_video"
+
+
 class ImageTooLargeError(InvalidImageError):
     """The image exceeds a configured limit (bytes, pixels, side) or is a decompression bomb."""
 
@@ -148,6 +158,7 @@ __all__ = [
     "DuplicateStyleError",
     "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidVideoError",
     "PluginError",
     "ServerError",
     "ServerUnavailableError",

@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "serve": ("TorchServe", ("ts", "model_archiver", "yaml", "psutil")),
     "web": ("the web demo's server (FastAPI, uvicorn)", ("fastapi", "uvicorn", "multipart")),
     "train": ("training (torchvision, TensorBoard)", ("torchvision", "tensorboard")),
+    "video": ("video support (PyAV, OpenCV)", ("av", "cv2")),
     "export": ("the ONNX exporter (onnx, onnxscript, onnxruntime)", ("onnx", "onnxscript", "onnxruntime")),
 }
 

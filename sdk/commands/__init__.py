@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "stylekit.commands"
 #: name -> (module, one-line help, extra it needs), in the order ``stylekit --help`` shows them.
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "stylize": ("sdk.commands.stylize", "stylize images or folders with a style", None),
+    "video": ("sdk.commands.video", "stylize a video file, consistent from frame to frame", "video"),
     "styles": ("sdk.commands.styles", "list the available styles", None),
     "archive": ("sdk.commands.archive", "pack style packages as TorchServe model archives", "serve"),
     "serve": ("sdk.commands.serve", "start, check or stop a local TorchServe", "serve"),
