@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from sdk import imaging
-from sdk.devices import resolve_device
+from sdk.devices import cpu_native_bf16, resolve_device
 from sdk.errors import BadOptionError, TrainingError
 from training.checkpoints import CHECKPOINT_FORMAT, atomic_torch_save, load_checkpoint
 from training.config import TrainConfig
@@ -103,7 +103,7 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cpu":
         # Native bf16 (AVX-512-BF16 / AMX) makes oneDNN convolutions faster; without it bf16 is
         # emulated and slower than float32, so "auto" stays in float32 there.
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        native = cpu_native_bf16()
         if mode == "bf16" or native:
             return torch.bfloat16
         return None
