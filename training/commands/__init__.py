@@ -15,6 +15,11 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
         "export a checkpoint or style package (TorchScript, pt2, ONNX)",
         None,
     ),
+    "eval": (
+        "training.commands.eval",
+        "score stylized pictures against their photos and the painting (style, colour, content)",
+        None,
+    ),
     "import-pretrained": (
         "training.commands.import_pretrained",
         "rebuild the built-in styles from the ONNX originals",

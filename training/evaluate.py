@@ -1,0 +1,346 @@
+"""How good is a style? Scores for stylized images against their photos and the painting.
+
+Every score compares pictures brought to the same working size (longest side
+:data:`WORK_SIDE`), so a score does not depend on the resolution a style ran at.
+
+Style (how close the output is to the painting):
+
+- ``style_similarity``: in the style embedding of the predictor shipped in the built-in
+  ``arbitrary`` package (a network trained to summarise paintings), the cosine between the
+  step from the photo to the output and the step from the photo to the painting. An output
+  equal to the photo scores 0, the painting itself 1, a move away from it below 0.
+- ``style_gain``: how far the loss network's Gram statistics moved from the photo's toward the
+  painting's: ``1 - D(output, painting) / D(photo, painting)``, with ``D`` the mean relative
+  Frobenius distance of the MobileNet Grams (the offline loss network's style taps). An output
+  equal to the photo scores 0, the painting 1; it can go below 0 (further away than the photo).
+- ``colour_distance``: distance of the output's colours to the painting's in CIELAB: the mean
+  over L, a and b of the 1-D Wasserstein distance between their distributions, with L scaled by
+  100 and a, b by 255 (0 = the same palette; lower is closer).
+
+Content (how much of the photo survives):
+
+- ``edges_kept``: the share of the photo's edge pixels (its strongest 10% of Sobel gradient)
+  that are also among the output's strongest 10%. The photo itself scores 1; an unrelated
+  picture about 0.1.
+- ``content_distance``: the relative distance of the loss network's content features
+  (MobileNet ``block5``) of the output from the photo's (0 = the photo's content).
+
+:func:`evaluate` scores given pictures; :func:`evaluate_style` stylizes photos with a style
+first. ``stylekit eval`` (``training.commands.eval``) prints them as a table or JSON and can
+write a contact sheet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from sdk import imaging
+from sdk.errors import BadOptionError
+
+if TYPE_CHECKING:
+    from sdk.api import StyleArg
+    from sdk.imaging import ImageInput
+
+#: Longest side every picture is brought to before it is scored.
+WORK_SIDE = 384
+# The share of pixels that count as edges, in the photo and in the output alike.
+_EDGE_SHARE = 0.10
+# CIELAB channel ranges: L in [0, 100], a and b in about [-128, 127].
+_LAB_SCALE = (100.0, 255.0, 255.0)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The scores of one stylized picture (see the module's docstring for each)."""
+
+    style_similarity: float
+    style_gain: float
+    colour_distance: float
+    edges_kept: float
+    content_distance: float
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(Scores))
+
+    @staticmethod
+    def mean(rows: Sequence[Scores]) -> Scores:
+        if not rows:
+            raise BadOptionError("Nothing to score: no pictures were given.")
+        return Scores(**{name: float(np.mean([getattr(r, name) for r in rows])) for name in Scores.names()})
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-picture scores (``rows``, named by ``labels``) and their mean."""
+
+    labels: tuple[str, ...]
+    rows: tuple[Scores, ...]
+    painting: str
+
+    @property
+    def mean(self) -> Scores:
+        return Scores.mean(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "painting": self.painting,
+            "mean": asdict(self.mean),
+            "images": [
+                {"image": label, **asdict(row)} for label, row in zip(self.labels, self.rows, strict=True)
+            ],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# the judges
+
+
+class _Judges:
+    """The networks the scores use, loaded once per process (CPU, float32, frozen)."""
+
+    def __init__(self) -> None:
+        from sdk import api
+        from sdk.registry import default_registry
+        from training.perceptual_mobilenet import MobileNetPerceptual
+
+        net = MobileNetPerceptual()
+        net.freeze()
+        self.features = net
+        self.content_layers = net.default_content_layers
+        self.style_layers = net.default_style_layers
+        resolved = default_registry().resolve("arbitrary")
+        self.predictor: Any = api.engine("cpu", "torchscript").load(resolved.package)
+
+    def embedding(self, rgb: np.ndarray) -> torch.Tensor:
+        vector: torch.Tensor = self.predictor.style_vector(imaging.decode(rgb)).flatten().float()
+        return vector
+
+    def grams_and_content(self, rgb: np.ndarray) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        from training.losses import gram_matrix
+
+        feats = self.features(imaging.to_tensor(rgb))
+        return [gram_matrix(feats[k])[0] for k in self.style_layers], [
+            feats[k][0] for k in self.content_layers
+        ]
+
+
+@lru_cache(maxsize=1)
+def _judges() -> _Judges:
+    return _Judges()
+
+
+def _work_size(img: ImageInput) -> np.ndarray:
+    decoded = imaging.resize_max_side(imaging.decode(img), WORK_SIDE)
+    return np.ascontiguousarray(decoded.rgb)
+
+
+def _like(rgb: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``rgb`` at ``shape``'s size (an output a style returned at another size than its photo)."""
+    if rgb.shape == shape:
+        return rgb
+    im = Image.fromarray(rgb, "RGB").resize((shape[1], shape[0]), Image.Resampling.BICUBIC)
+    return np.asarray(im)
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 sRGB -> HxWx3 float32 CIELAB (D65)."""
+    c = rgb.astype(np.float32) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375],
+                  [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]], dtype=np.float32)  # fmt: skip
+    xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lab = np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    return lab.astype(np.float32)
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over L, a, b of the 1-D Wasserstein distance of two pictures' colours (scaled to 0..1)."""
+    la, lb = srgb_to_lab(a).reshape(-1, 3), srgb_to_lab(b).reshape(-1, 3)
+    qs = np.linspace(0.0, 1.0, 257)
+    total = 0.0
+    for ch, scale in enumerate(_LAB_SCALE):
+        # Quantiles: both distributions on the same 257 points, whatever their pixel counts.
+        total += float(np.mean(np.abs(np.quantile(la[:, ch], qs) - np.quantile(lb[:, ch], qs)))) / scale
+    return total / 3
+
+
+def _edge_map(rgb: np.ndarray) -> np.ndarray:
+    grey = torch.from_numpy(rgb.astype(np.float32).mean(axis=2))[None, None]
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    kernels = torch.stack([kx, kx.T])[:, None]
+    g = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)
+    magnitude = g.pow(2).sum(1)[0].sqrt().numpy()
+    threshold = np.quantile(magnitude, 1.0 - _EDGE_SHARE)
+    # >=: where over a tenth of the picture is edge, the quantile is the top value itself.
+    edges: np.ndarray = (magnitude >= threshold) & (magnitude > 1e-6)
+    return edges
+
+
+def edges_kept(photo: np.ndarray, output: np.ndarray) -> float:
+    """The share of the photo's edge pixels that are edges of the output too (1: all kept)."""
+    mine = _edge_map(photo)
+    if not mine.any():
+        return 1.0  # a flat photo has no edges to lose
+    return float((mine & _edge_map(output)).sum() / mine.sum())
+
+
+def _relative(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
+    return float(
+        np.mean([float((x - y).norm() / y.norm().clamp_min(1e-12)) for x, y in zip(a, b, strict=True)])
+    )
+
+
+def score(photo: ImageInput, output: ImageInput, painting: ImageInput) -> Scores:
+    """The scores of one stylized picture ``output`` of ``photo`` against ``painting``."""
+    return _score(_work_size(photo), _work_size(output), _Painting.of(_work_size(painting)))
+
+
+@dataclass(frozen=True)
+class _Painting:
+    rgb: np.ndarray
+    embedding: torch.Tensor
+    grams: list[torch.Tensor]
+
+    @staticmethod
+    def of(rgb: np.ndarray) -> _Painting:
+        judges = _judges()
+        with torch.no_grad():
+            return _Painting(rgb, judges.embedding(rgb), judges.grams_and_content(rgb)[0])
+
+
+def _score(photo: np.ndarray, output: np.ndarray, painting: _Painting) -> Scores:
+    judges = _judges()
+    # Style is judged on the output as it is; content against the photo, at the photo's size.
+    aligned = _like(output, photo.shape)
+    with torch.no_grad():
+        out_grams, out_content = judges.grams_and_content(output)
+        if aligned is not output:
+            out_content = judges.grams_and_content(aligned)[1]
+        photo_grams, photo_content = judges.grams_and_content(photo)
+        photo_embedding = judges.embedding(photo)
+        moved = judges.embedding(output) - photo_embedding
+        wanted = painting.embedding - photo_embedding
+    # The direction the output moved from the photo, against the one toward the painting: raw
+    # embeddings of any two pictures are close (cosine 0.85-0.99 measured), their moves are not.
+    similarity = float(F.cosine_similarity(moved, wanted, dim=0)) if float(moved.norm()) > 1e-6 else 0.0
+    similarity = min(similarity, 1.0)  # rounding: the painting itself can come out at 1 + 1e-7
+    photo_far = _relative(photo_grams, painting.grams)
+    gain = 1.0 - _relative(out_grams, painting.grams) / photo_far if photo_far > 0 else 0.0
+    return Scores(
+        style_similarity=similarity,
+        style_gain=gain,
+        colour_distance=colour_distance(output, painting.rgb),
+        edges_kept=edges_kept(photo, aligned),
+        content_distance=_relative(out_content, photo_content),
+    )
+
+
+def evaluate(photos: Sequence[ImageInput], outputs: Sequence[ImageInput], painting: ImageInput,
+             labels: Sequence[str] | None = None) -> Evaluation:  # fmt: skip
+    """Score each ``outputs[i]`` (a stylized ``photos[i]``) against ``painting``."""
+    if len(photos) != len(outputs):
+        raise BadOptionError(
+            f"{len(outputs)} output(s) for {len(photos)} photo(s): give one output per photo."
+        )
+    if not photos:
+        raise BadOptionError("Nothing to score: no photos were given.")
+    target = _Painting.of(_work_size(painting))
+    rows = tuple(_score(_work_size(p), _work_size(o), target) for p, o in zip(photos, outputs, strict=True))
+    names = tuple(labels) if labels is not None else tuple(f"image {i + 1}" for i in range(len(rows)))
+    return Evaluation(labels=names, rows=rows, painting=_label(painting))
+
+
+def evaluate_style(style: StyleArg, photos: Sequence[ImageInput], painting: ImageInput, *,
+                   style_image: ImageInput | None = None, device: str = "auto",
+                   labels: Sequence[str] | None = None) -> tuple[Evaluation, list[Image.Image]]:  # fmt: skip
+    """Stylize ``photos`` with ``style`` (at :data:`WORK_SIDE`), then :func:`evaluate` them.
+
+    Returns the evaluation and the stylized pictures (for a contact sheet). For the
+    ``arbitrary`` style, ``style_image`` is its painting (default: ``painting``).
+    """
+    from sdk import api
+    from sdk.info import StyleInfo
+    from sdk.registry import default_registry
+
+    resolved = default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
+    if style_image is None and resolved.kind == "arbitrary":
+        style_image = painting
+    work = [_work_size(p) for p in photos]
+    outputs = [api.stylize(p, resolved, style_image=style_image, device=device) for p in work]
+    return evaluate(work, [np.asarray(o.convert("RGB")) for o in outputs], painting, labels), outputs
+
+
+def _label(src: ImageInput) -> str:
+    return Path(src).name if isinstance(src, (str, Path)) else type(src).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def table(evaluation: Evaluation) -> str:
+    """A plain-text table: one row per picture, then the mean."""
+    names = Scores.names()
+    width = max(8, *(len(label) for label in evaluation.labels))
+    head = f"{'image':<{width}}  " + "  ".join(f"{n:>16}" for n in names)
+    lines = [head]
+    for label, row in (*zip(evaluation.labels, evaluation.rows, strict=True), ("mean", evaluation.mean)):
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{getattr(row, n):>16.3f}" for n in names))
+    return "\n".join(lines)
+
+
+def contact_sheet(photos: Sequence[ImageInput], outputs: Sequence[ImageInput], painting: ImageInput,
+                  evaluation: Evaluation, *, cell: int = 192) -> Image.Image:  # fmt: skip
+    """The painting, then one row per picture: photo, output and its scores."""
+    rows = len(evaluation.rows)
+    sheet = Image.new("RGB", (3 * cell, (rows + 1) * (cell + 28)), "white")
+    draw = ImageDraw.Draw(sheet)
+
+    def put(img: ImageInput, col: int, row: int) -> None:
+        im = Image.fromarray(_work_size(img), "RGB")
+        im.thumbnail((cell, cell))
+        sheet.paste(im, (col * cell + (cell - im.width) // 2, row * (cell + 28)))
+
+    put(painting, 0, 0)
+    draw.text((cell + 8, 8), f"painting: {evaluation.painting}", fill="black")
+    m = evaluation.mean
+    draw.text((cell + 8, 28), f"mean style {m.style_similarity:.2f}, gain {m.style_gain:.2f}", fill="black")
+    draw.text((cell + 8, 48), f"colour {m.colour_distance:.3f}, edges {m.edges_kept:.2f}", fill="black")
+    for i, (p, o, s) in enumerate(zip(photos, outputs, evaluation.rows, strict=True), start=1):
+        put(p, 0, i)
+        put(o, 1, i)
+        y = i * (cell + 28)
+        draw.text((2 * cell + 8, y + 8), evaluation.labels[i - 1][:28], fill="black")
+        for j, name in enumerate(Scores.names()):
+            value = getattr(s, name)
+            text = f"{name}: {value:.3f}" if math.isfinite(value) else f"{name}: -"
+            draw.text((2 * cell + 8, y + 28 + 18 * j), text, fill="black")
+    return sheet
+
+
+__all__ = [
+    "WORK_SIDE",
+    "Evaluation",
+    "Scores",
+    "colour_distance",
+    "contact_sheet",
+    "edges_kept",
+    "evaluate",
+    "evaluate_style",
+    "score",
+    "srgb_to_lab",
+    "table",
+]
