@@ -684,7 +684,7 @@ class _Transcoder:
                 if name not in supported:
                     raise BadOptionError(
                         f"The audio of {self.label.lower()} ({name}) cannot be copied into "
-                        f"{self.tmp.suffix or self.muxer} without re-encoding; write .mkv instead."
+                        f"a {self.muxer} file without re-encoding; write .mkv instead."
                     )
                 self.audio_map[ain.index] = self.output.add_stream_from_template(ain)
             self.audio_streams = len(self.audio_map)

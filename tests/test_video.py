@@ -208,6 +208,13 @@ def test_odd_pixel_formats_and_sizes_give_a_correct_output(kind: str, clips: dic
     assert len(frames) == report.frames == 4 and frames[0].shape == (h, w, 3)
 
 
+def test_webm_output_is_vp9(clips: dict[str, Path], tmp_path: Path) -> None:
+    report = stylize_video(clips["vfr"], tmp_path / "o.webm", style=STYLE, temporal=0)
+    with av.open(str(tmp_path / "o.webm")) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+    assert len(read_frames(tmp_path / "o.webm")) == report.frames == 9
+
+
 def test_max_side_and_a_cut(clips: dict[str, Path], tmp_path: Path) -> None:
     report = stylize_video(clips["pan"], tmp_path / "cut.mkv", style=STYLE, max_side=101, start=0.25,
                            duration=0.25)  # fmt: skip
@@ -388,6 +395,9 @@ def test_output_names(clips: dict[str, Path], tmp_path: Path) -> None:
         stylize_video(clips["pan"], tmp_path / "out.avi", style=STYLE)
     with pytest.raises(sdk.BadOptionError, match="Refusing to overwrite the input"):
         stylize_video(clips["pan"], clips["pan"], style=STYLE)
+    with pytest.raises(sdk.BadOptionError, match="cannot be copied into a webm file without re-encoding"):
+        stylize_video(clips["pan"], tmp_path / "out.webm", style=STYLE)  # AAC audio: WebM takes Opus/Vorbis
+    assert nothing_left(tmp_path, "out.webm")
 
 
 # ---------------------------------------------------------------------------------------------
