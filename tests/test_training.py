@@ -527,3 +527,48 @@ def test_training_progress_without_a_terminal_is_one_line_per_log_step(
     assert "\r" not in done.stderr
     steps = re.findall(r"step (\d+)/3: total [0-9.e+-]+, content .*images/s", done.stderr)
     assert steps == ["1", "2", "3"], done.stderr[-2000:]
+
+
+# ----- distillation, held-out scores, best checkpoint ---------------------------------------
+
+
+def test_distillation_from_the_arbitrary_teacher(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], random_vgg19: Path
+) -> None:
+    data = link_photos(photos, tmp_path / "data", 4)  # batch 2: 2 steps per epoch
+    cfg = tiny_config(data, style_images[0], tmp_path / "run", random_vgg19, steps=4, random_crop=False,
+                      distill_weight=2.0)  # fmt: skip
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    assert trainer.teacher is not None
+    assert all("distill" in h for h in result.history) and result.history[0]["distill"] > 0
+    # Centre crops repeat every epoch: each photo's target was computed once.
+    assert (trainer.teacher.misses, trainer.teacher.hits) == (4, 4)
+    # The weight is part of what a resume must match.
+    with pytest.raises(sdk.errors.BadOptionError, match="distill_weight"):
+        Trainer(tiny_config(data, style_images[0], tmp_path / "run", random_vgg19, steps=5, random_crop=False,
+                            distill_weight=1.0, resume=True))  # fmt: skip
+    with pytest.raises(sdk.errors.BadOptionError, match="distill-weight"):
+        tiny_config(data, style_images[0], tmp_path / "x", random_vgg19, distill_weight=-1.0)
+
+
+def test_held_out_scores_and_the_best_checkpoint(
+    tmp_path: Path,
+    photos: list[Path],
+    style_images: list[Path],
+    random_vgg19: Path,
+    content_images: list[Path],
+) -> None:
+    data = link_photos(photos, tmp_path / "data", 4)
+    with pytest.raises(sdk.errors.BadOptionError, match="--eval-photos"):
+        tiny_config(data, style_images[1], tmp_path / "x", random_vgg19, keep_best=True)
+    cfg = tiny_config(data, style_images[1], tmp_path / "run", random_vgg19, steps=4, checkpoint_every=2,
+                      eval_photos=content_images[0], keep_best=True)  # fmt: skip
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert [h["step"] for h in trainer.eval_history] == [2.0, 4.0]
+    best = max(trainer.eval_history, key=lambda h: h["quality"])
+    assert trainer.best == best
+    saved = load_checkpoint(cfg.best_checkpoint_path)
+    assert saved["step"] == best["step"] and saved["best"] == best
+    assert load_checkpoint(cfg.checkpoint_path)["best"] == best  # a resume keeps comparing against it

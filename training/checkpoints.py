@@ -7,6 +7,7 @@ so neither imports the other.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,12 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda fh: torch.save(obj, fh), fsync=True)
 
 
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` the way :func:`atomic_torch_save` writes: whole, or not at all."""
+    with src.open("rb") as fh:
+        atomic_write(dst, lambda out: shutil.copyfileobj(fh, out), fsync=True)
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
@@ -36,4 +43,4 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ckpt
 
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "atomic_copy", "atomic_torch_save", "load_checkpoint"]

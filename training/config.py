@@ -22,7 +22,7 @@ RESUME_FREE_FIELDS = frozenset(
     {
         "out", "epochs", "steps", "device", "checkpoint_every", "log_every", "num_workers",
         "resume", "install", "tensorboard", "progress", "download", "vgg_weights", "data", "style_image",
-        "extend_init",
+        "extend_init", "eval_photos", "keep_best",
     }
 )  # fmt: skip
 
@@ -49,6 +49,8 @@ class TrainConfig:
     vgg_weights: Path | None = None
     width: float = 1.0
     adversarial_weight: float = 0.0
+    # L1 toward the built-in arbitrary network's rendering of each photo (training.teacher).
+    distill_weight: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # auto: bf16 on CPUs with native bf16 and on bf16 GPUs, else fp16 on GPU
@@ -65,6 +67,9 @@ class TrainConfig:
     # Train one new row of this multistyle network (name or package path) instead of a generator.
     extend: str | None = None
     extend_init: str = "closest"  # where the new row starts: the closest style, or the mean
+    # Held-out photos (a folder or one file) scored by training.evaluate at every checkpoint.
+    eval_photos: Path | None = None
+    keep_best: bool = False  # also keep checkpoints/best.pt, the checkpoint with the best quality
 
     def __post_init__(self) -> None:
         self.style_image = Path(self.style_image)
@@ -73,6 +78,8 @@ class TrainConfig:
             self.out = Path(self.out)
         if self.vgg_weights is not None:
             self.vgg_weights = Path(self.vgg_weights)
+        if self.eval_photos is not None:
+            self.eval_photos = Path(self.eval_photos)
         if not isinstance(self.resume, bool):
             self.resume = Path(self.resume)
         for name in ("content_layers", "style_layers", "style_layer_weights"):
@@ -96,12 +103,14 @@ class TrainConfig:
             raise BadOptionError(f"--epochs must be positive, got {self.epochs}.")
         if not 0.0 < self.width <= 4.0:
             raise BadOptionError(f"--width must be in (0, 4], got {self.width}.")
-        for key in ("content_weight", "style_weight", "tv_weight", "adversarial_weight"):
+        for key in ("content_weight", "style_weight", "tv_weight", "adversarial_weight", "distill_weight"):
             value = getattr(self, key)
             if value is not None and value < 0:
                 raise BadOptionError(f"--{key.replace('_', '-')} must be >= 0, got {value}.")
         if self.extend is not None and self.adversarial_weight > 0:
             raise BadOptionError("--adversarial-weight is not supported with --extend.")
+        if self.keep_best and self.eval_photos is None:
+            raise BadOptionError("--keep-best needs --eval-photos: the photos a checkpoint is judged on.")
         if self.extend_init not in ("closest", "mean"):
             raise BadOptionError(f"--extend-init must be closest or mean, got {self.extend_init!r}.")
         if self.amp not in AMP_MODES:
@@ -120,6 +129,10 @@ class TrainConfig:
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def best_checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.pt"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: paths as strings, tuples as lists."""

@@ -69,6 +69,12 @@ class Scores:
     edges_kept: float
     content_distance: float
 
+    @property
+    def quality(self) -> float:
+        """One number to rank checkpoints by: the mean of the similarity, gain and edges kept,
+        less the colour distance (higher is better)."""
+        return (self.style_similarity + self.style_gain + self.edges_kept) / 3 - self.colour_distance
+
     @staticmethod
     def names() -> tuple[str, ...]:
         return tuple(f.name for f in fields(Scores))
@@ -140,7 +146,8 @@ def _judges() -> _Judges:
     return _Judges()
 
 
-def _work_size(img: ImageInput) -> np.ndarray:
+def work_picture(img: ImageInput) -> np.ndarray:
+    """``img`` as the scores see it: RGB uint8, longest side at most :data:`WORK_SIDE`."""
     decoded = imaging.resize_max_side(imaging.decode(img), WORK_SIDE)
     return np.ascontiguousarray(decoded.rgb)
 
@@ -205,7 +212,7 @@ def _relative(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
 
 def score(photo: ImageInput, output: ImageInput, painting: ImageInput) -> Scores:
     """The scores of one stylized picture ``output`` of ``photo`` against ``painting``."""
-    return _score(_work_size(photo), _work_size(output), _Painting.of(_work_size(painting)))
+    return _score(work_picture(photo), work_picture(output), _Painting.of(work_picture(painting)))
 
 
 @dataclass(frozen=True)
@@ -257,8 +264,9 @@ def evaluate(photos: Sequence[ImageInput], outputs: Sequence[ImageInput], painti
         )
     if not photos:
         raise BadOptionError("Nothing to score: no photos were given.")
-    target = _Painting.of(_work_size(painting))
-    rows = tuple(_score(_work_size(p), _work_size(o), target) for p, o in zip(photos, outputs, strict=True))
+    target = _Painting.of(work_picture(painting))
+    pairs = zip(photos, outputs, strict=True)
+    rows = tuple(_score(work_picture(p), work_picture(o), target) for p, o in pairs)
     names = tuple(labels) if labels is not None else tuple(f"image {i + 1}" for i in range(len(rows)))
     return Evaluation(labels=names, rows=rows, painting=_label(painting))
 
@@ -278,7 +286,7 @@ def evaluate_style(style: StyleArg, photos: Sequence[ImageInput], painting: Imag
     resolved = default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
     if style_image is None and resolved.kind == "arbitrary":
         style_image = painting
-    work = [_work_size(p) for p in photos]
+    work = [work_picture(p) for p in photos]
     outputs = [api.stylize(p, resolved, style_image=style_image, device=device) for p in work]
     return evaluate(work, [np.asarray(o.convert("RGB")) for o in outputs], painting, labels), outputs
 
@@ -310,7 +318,7 @@ def contact_sheet(photos: Sequence[ImageInput], outputs: Sequence[ImageInput], p
     draw = ImageDraw.Draw(sheet)
 
     def put(img: ImageInput, col: int, row: int) -> None:
-        im = Image.fromarray(_work_size(img), "RGB")
+        im = Image.fromarray(work_picture(img), "RGB")
         im.thumbnail((cell, cell))
         sheet.paste(im, (col * cell + (cell - im.width) // 2, row * (cell + 28)))
 
@@ -343,4 +351,5 @@ __all__ = [
     "score",
     "srgb_to_lab",
     "table",
+    "work_picture",
 ]

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -41,7 +42,7 @@ from torch.utils.data import DataLoader
 from sdk import imaging
 from sdk.devices import cpu_native_bf16, resolve_device
 from sdk.errors import BadOptionError, TrainingError
-from training.checkpoints import CHECKPOINT_FORMAT, atomic_torch_save, load_checkpoint
+from training.checkpoints import CHECKPOINT_FORMAT, atomic_copy, atomic_torch_save, load_checkpoint
 from training.config import TrainConfig
 from training.data import ImageFolderDataset, ResumableSampler, collate, find_images, load_image
 from training.extend import NewStyle
@@ -49,6 +50,7 @@ from training.generator import TransformerNet
 from training.loss_networks import build_loss_network, network_class
 from training.losses import PatchDiscriminator, PerceptualLoss, lsgan_loss, random_patches
 from training.perceptual import PerceptualNetwork
+from training.teacher import ArbitraryTeacher
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +249,14 @@ class Trainer:
             # Real patches come from the style image at training scale (short side >= crop).
             self.style_full = self._style_tensor(short_side=config.image_size)
 
+        self.teacher: ArbitraryTeacher | None = None
+        if config.distill_weight > 0:
+            self.teacher = ArbitraryTeacher(config.style_image, self.device)
+
+        self._eval_set: list[tuple[str, np.ndarray]] | None = None  # held-out photos, loaded once
+        self.best: dict[str, float] | None = None  # --keep-best: the best checkpoint's step and scores
+        self.eval_history: list[dict[str, float]] = []
+
         self.step = 0
         self.epoch = 0
         self.epoch_position = 0  # samples of the current epoch this rank has trained on
@@ -319,6 +329,7 @@ class Trainer:
             "rng": _rng_state(self.device),
             "losses": dict(self.losses),
             "first_losses": dict(self.first_losses),
+            "best": dict(self.best) if self.best is not None else None,
             "skipped_files": sorted(self.skipped),
             "width": self.config.width,
             "extend": self.extension.record() if self.extension is not None else None,
@@ -338,6 +349,50 @@ class Trainer:
         atomic_torch_save(self.state_dict(), path)
         log.info("checkpoint at step %d: %s", self.step, path)
         return path
+
+    def _checkpoint(self) -> None:
+        """Score the held-out photos (--eval-photos), save last.pt, and best.pt when it improved."""
+        improved = self._evaluate()
+        self.save_checkpoint()
+        self._log_images()
+        if improved and self.dist.is_main:
+            atomic_copy(self.config.checkpoint_path, self.config.best_checkpoint_path)
+            log.info("best checkpoint so far (quality %.4f): %s", self.best and self.best["quality"],
+                     self.config.best_checkpoint_path)  # fmt: skip
+
+    def _evaluate(self) -> bool:
+        """``training.evaluate`` scores of the generator now on --eval-photos; True if the best yet."""
+        cfg = self.config
+        if cfg.eval_photos is None or not self.dist.is_main:
+            return False
+        from training import evaluate as ev
+
+        if self._eval_set is None:
+            files = [cfg.eval_photos] if cfg.eval_photos.is_file() else find_images(cfg.eval_photos)
+            # Sides cut to a multiple of 4, which every generator here takes.
+            pictures = [ev.work_picture(f) for f in files]
+            self._eval_set = [(f.name, p[: p.shape[0] // 4 * 4, : p.shape[1] // 4 * 4]) for f, p in
+                              zip(files, pictures, strict=True)]  # fmt: skip
+        was_training = self.generator.training
+        self.generator.eval()
+        outputs = []
+        with torch.no_grad():
+            for _, rgb in self._eval_set:
+                x = imaging.to_tensor(rgb).to(self.device).contiguous(memory_format=self.memory_format)
+                outputs.append(imaging.to_uint8(self.generator(x).float().clamp(0, 1).cpu()))
+        self.generator.train(was_training)
+        labels = [name for name, _ in self._eval_set]
+        mean = ev.evaluate([p for _, p in self._eval_set], outputs, cfg.style_image, labels).mean
+        scores = {name: getattr(mean, name) for name in ev.Scores.names()} | {"quality": mean.quality}
+        self.eval_history.append({"step": float(self.step), **scores})
+        log.info("eval at step %d: %s", self.step, ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        if self._writer is not None:
+            for key, value in scores.items():
+                self._writer.add_scalar(f"eval/{key}", value, self.step)
+        if not cfg.keep_best or (self.best is not None and scores["quality"] <= self.best["quality"]):
+            return False
+        self.best = {"step": float(self.step), **scores}
+        return True
 
     def _restore(self, ckpt: dict[str, Any], path: Path) -> None:
         mismatches = self.config.resume_mismatches(ckpt["config"])
@@ -362,6 +417,7 @@ class Trainer:
         self.epoch_position = int(ckpt["epoch_position"])
         self.losses = dict(ckpt["losses"])
         self.first_losses = dict(ckpt.get("first_losses") or {})  # older checkpoints have none
+        self.best = dict(ckpt["best"]) if ckpt.get("best") else None
         self.skipped = set(ckpt["skipped_files"])
         if self.dist.is_main:
             log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
@@ -407,9 +463,14 @@ class Trainer:
         """One optimizer step. None when a stop was requested (nothing was changed)."""
         cfg = self.config
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        # The teacher is a finished network: it runs as it was exported, outside autocast.
+        targets = self.teacher(images) if self.teacher is not None else None
         with self._autocast():
             generated = self.model(images)
             losses = self.loss(generated, images)
+            if targets is not None:
+                losses["distill"] = F.l1_loss(generated.float(), targets)
+                losses["total"] = losses["total"] + cfg.distill_weight * losses["distill"]
             if self.disc_model is not None:
                 losses["adversarial"] = lsgan_loss(self.disc_model(generated), real=True)
                 losses["total"] = losses["total"] + cfg.adversarial_weight * losses["adversarial"]
@@ -501,15 +562,16 @@ class Trainer:
                             window_start, window_images = now, 0
                             self._log(losses, rate, bar)
                         if self.step % cfg.checkpoint_every == 0:
-                            self.save_checkpoint()
-                            self._log_images()
+                            self._checkpoint()
                             last_saved = self.step
                         if self.step >= self.total_steps:
                             break
             if interrupted and main:
                 name = signal.Signals(self._stop_signal).name if self._stop_signal else "stop"
                 log.warning("%s received: saving a checkpoint at step %d and stopping", name, self.step)
-            checkpoint = self.save_checkpoint() if last_saved != self.step else cfg.checkpoint_path
+            if last_saved != self.step:
+                self._checkpoint()
+            checkpoint = cfg.checkpoint_path
         finally:
             bar.close()
             if self._writer is not None:

@@ -75,6 +75,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="weight of the patch-discriminator loss (0 = off)",
     )  # fmt: skip
 
+    loss.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.0,
+        help="also pull toward the built-in arbitrary network's rendering of each photo (L1)",
+    )
+
     run_group = parser.add_argument_group("running")
     run_group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     run_group.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision")
@@ -89,6 +96,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--no-install", action="store_true", help="do not install into $STYLEKIT_HOME")
     run_group.add_argument("--no-tensorboard", action="store_true")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run_group.add_argument(
+        "--eval-photos", type=Path,
+        help="held-out photos (folder or file) scored with `stylekit eval` at every checkpoint",
+    )  # fmt: skip
+    run_group.add_argument(
+        "--keep-best", action="store_true", help="also keep checkpoints/best.pt, the best-scoring checkpoint"
+    )
 
 
 # Fields whose flag has another name: field -> (flag's dest, whether the flag negates it).
