@@ -8,15 +8,23 @@ a TorchServe backend. The routes (OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``GET /api/styles/{name}/thumbnail``: the style rendered by itself on the sample picture
   (kept in memory after the first request); the arbitrary kind shows an "any painting" icon;
 - ``POST /api/stylize``: multipart upload in, image bytes out;
+- ``POST /api/videos``: a clip and the same options (plus ``temporal``) in, 202 ``{id}`` out;
+  ``GET /api/videos/{id}`` its progress, ``GET /api/videos/{id}/result`` the MP4
+  (:mod:`sdk.web.videos`; local engine only);
+- ``WebSocket /api/live``: camera frames in, stylized frames out (:mod:`sdk.web.live`; local
+  engine only);
 - ``GET /api/info``: the limits the page checks before uploading;
 - ``GET /healthz``: liveness, and whether the backend answers.
 
-Uploads are read into memory (never into a temp file), counted while they stream in, and
-refused with 413 as soon as they pass the limit, or with 408 when they take longer than
-``body_timeout``. At most ``max_pending`` stylize requests are admitted at once (reading,
-waiting or running); the next gets 503 with ``Retry-After`` before its body is read, so a
-flood of uploads cannot grow the process. Images are decoded by ``sdk.imaging`` and stylized
-by the backend in a worker thread, never on the event loop. The app writes no files.
+Uploads are read into memory, counted while they stream in, and refused with 413 as soon as
+they pass the limit, or with 408 when they take longer than ``body_timeout``. At most
+``max_pending`` stylize requests are admitted at once (reading, waiting or running); the next
+gets 503 with ``Retry-After`` before its body is read, so a flood of uploads cannot grow the
+process (video jobs likewise, ``max_video_jobs``). Images are decoded by ``sdk.imaging`` and
+stylized by the backend in a worker thread, never on the event loop. Photos never touch the
+disk; the only files the app writes are a video job's clip and result, in a private temp
+folder (mode 0700), deleted when the job ends (the clip) and on download, expiry or shutdown
+(the result).
 
 Options are read by ``sdk.wire``, as the TorchServe handler reads them. A style is a name or
 alias the backend lists, or a blend of them; it is resolved against that list here, so no
@@ -30,7 +38,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePath
@@ -39,24 +48,23 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from sdk import api, imaging, wire
+from sdk import api, extras, imaging, wire
 from sdk.errors import (
-    AuthenticationError,
     BadOptionError,
     BusyError,
     ImageTooLargeError,
     InvalidImageError,
-    ServerError,
-    ServerUnavailableError,
+    InvalidVideoError,
     StylekitError,
     UnknownStyleError,
     UnsupportedMediaTypeError,
@@ -65,8 +73,10 @@ from sdk.errors import (
 from sdk.formats import SUFFIX
 from sdk.info import StyleInfo
 from sdk.registry import default_registry
-from sdk.web.guard import INTERNAL_ERROR, LOOPBACK_HOSTS, Guard
+from sdk.web.guard import LOOPBACK_HOSTS, Guard, error_body
+from sdk.web.live import serve_live
 from sdk.web.sample import landscape
+from sdk.web.videos import VIDEO_NEEDS_LOCAL, Job, VideoJobs
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +117,32 @@ class WebSettings:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     # Photo the thumbnails are rendered on; None = the drawn landscape of ``sdk.web.sample``.
     sample: Path | None = None
+    # Video clips (POST /api/videos): the largest upload, the most frames a clip may have (the
+    # job stops with 413 at the first frame past it), jobs that may exist at once (queued,
+    # running, or finished and not yet fetched; the next gets 503), seconds a result is kept.
+    max_video_bytes: int = 50 * 2**20
+    max_video_frames: int = 900
+    max_video_jobs: int = 4
+    video_ttl: float = 600.0
+    # Live camera (WebSocket /api/live): connections at once, frames per second per connection
+    # (more are dropped), the largest frame in bytes and on its longest side, idle seconds.
+    max_live: int = 2
+    live_fps: float = 15.0
+    live_max_bytes: int = 512 * 1024
+    live_max_side: int = 640
+    live_idle_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_side", "concurrency", "max_pending"):
+        whole = ("max_upload_bytes", "max_side", "concurrency", "max_pending", "max_video_bytes",
+                 "max_video_frames", "max_video_jobs", "max_live", "live_max_bytes",
+                 "live_max_side")  # fmt: skip
+        for name in whole:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadOptionError(f"WebSettings.{name} must be a positive integer, not {value!r}.")
-        if not self.body_timeout > 0:
-            raise BadOptionError(f"WebSettings.body_timeout must be positive, not {self.body_timeout!r}.")
+        for name in ("body_timeout", "video_ttl", "live_fps", "live_idle_s"):
+            if not getattr(self, name) > 0:
+                raise BadOptionError(f"WebSettings.{name} must be positive, not {getattr(self, name)!r}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +183,25 @@ class InfoOut(BaseModel):
     max_upload_bytes: int
     max_side: int
     formats: list[str]
+    video: bool = Field(description="whether /api/videos and /api/live work here (local engine, video extra)")
+    max_video_bytes: int
+    max_video_frames: int
+    live_fps: float
+    live_max_side: int
+    live_max_bytes: int
+
+
+class VideoJobOut(BaseModel):
+    id: str = Field(description="the job's random id")
+
+
+class VideoStatusOut(BaseModel):
+    state: Literal["queued", "running", "done", "failed"]
+    frames_done: int
+    frames_total: int | None = Field(description="None while the clip's length is not known")
+    fps: float = Field(description="frames stylized per second")
+    eta_s: float | None = Field(description="seconds left, when known")
+    error: ErrorOut | None = Field(description="why a failed job failed")
 
 
 class HealthOut(BaseModel):
@@ -212,24 +259,8 @@ _STYLIZE_BODY: dict[str, Any] = {
 
 
 def error_response(exc: StylekitError, *, remote: bool) -> JSONResponse:
-    """The JSON error body and status for an SDK error.
-
-    Errors of the style server are the server's fault, not the user's, unless it refused the
-    request itself (4xx): unreachable -> 503, anything else on its side -> 502.
-    """
-    status = exc.http_status
-    if isinstance(exc, ServerUnavailableError):
-        status = 503
-    elif isinstance(exc, AuthenticationError) or (remote and isinstance(exc, ServerError) and status >= 500):
-        status = 502
-    body = {**exc.to_dict(), "status": status}
-    if status >= 500 and not isinstance(exc, (ServerError, BusyError)):
-        # This server's own failure (a broken package, a missing GPU): its message can name
-        # files here. The log has it; the client gets one generic sentence.
-        body["message"] = INTERNAL_ERROR
-    headers = {"Retry-After": "2"} if status == 503 else {}
-    if isinstance(exc, UploadTimeoutError):
-        headers["Connection"] = "close"  # the rest of the body may still be on its way
+    """The JSON error answer for an SDK error (:func:`error_body`)."""
+    status, body, headers = error_body(exc, remote=remote)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -261,7 +292,8 @@ def _ascii(name: str | None) -> str | None:
 
 def download_name(photo_name: str | None, style: str | Mapping[str, float], painting_name: str | None,
                   fmt: str) -> str:
-    """``photo-starry-night.png``: the photo's stem, then the style (or painting), then the format."""
+    """``photo-starry-night.png``: the photo's stem, then the style (or painting), then the format
+    (an image format, or ``MP4`` for a video)."""
     stem = _slug(PurePath(photo_name or "").stem, "image")
     if painting_name:
         label = _slug(PurePath(painting_name).stem, "painting")
@@ -269,7 +301,7 @@ def download_name(photo_name: str | None, style: str | Mapping[str, float], pain
         label = _slug(style, "styled")
     else:
         label = _slug("-".join(style), "blend")
-    return f"{stem}-{label}{SUFFIX[fmt]}"
+    return f"{stem}-{label}{SUFFIX.get(fmt, '.' + fmt.lower())}"
 
 
 def _megabytes(n: int) -> str:
@@ -308,32 +340,37 @@ async def read_form(request: Request, limit: int, timeout: float) -> FormData:
         raise UploadTimeoutError(f"The upload did not arrive within {timeout:g} s.") from None
 
 
-async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool) -> tuple[bytes, str] | None:
+async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool,
+                      media: Literal["image", "video"] = "image") -> tuple[bytes, str] | None:  # fmt: skip
     """The bytes and file name of an uploaded file field, after its declared type is checked."""
     item = form.get(field)
+    what = "a photo" if media == "image" else "a video clip"
     if item is None or (isinstance(item, str) and not item):
         if required:
-            raise BadOptionError(f"Add a photo: the form field {field!r} is missing.")
+            raise BadOptionError(f"Add {what}: the form field {field!r} is missing.")
         return None
     if not isinstance(item, UploadFile):
         raise BadOptionError(f"The form field {field!r} must be a file upload.")
     name = item.filename or field
     declared = (item.content_type or "").split(";")[0].strip().lower()
     # Browsers send application/octet-stream when they don't know; decoding decides then.
-    if declared and not declared.startswith("image/") and declared != "application/octet-stream":
-        raise UnsupportedMediaTypeError(
-            f"{name!r} is {declared}, not an image. Choose a photo (JPEG, PNG, WebP, ...)."
-        )
+    if declared and not declared.startswith(f"{media}/") and declared != "application/octet-stream":
+        example = "JPEG, PNG, WebP" if media == "image" else "MP4, MOV, WebM"
+        kind = "an image" if media == "image" else "a video"
+        raise UnsupportedMediaTypeError(f"{name!r} is {declared}, not {kind}. Choose {what} ({example}...).")
     data = await item.read()
     if not data:
-        raise InvalidImageError(f"{name!r} is empty.")
+        error = InvalidImageError if media == "image" else InvalidVideoError
+        raise error(f"{name!r} is empty.")
     if len(data) > limit:
         raise ImageTooLargeError(f"{name!r} is larger than this server accepts ({_megabytes(limit)}).")
     return data, name
 
 
-def _form_request(form: FormData, style_image: bytes | None) -> wire.StyleRequest:
-    """The form's text fields, read by the one options parser (``sdk.wire``)."""
+def _form_request(form: FormData, style_image: bytes | None, extra: tuple[str, ...] = ()
+                  ) -> tuple[wire.StyleRequest, dict[str, str]]:  # fmt: skip
+    """The form's text fields, read by the one options parser (``sdk.wire``); the ``extra``
+    fields a route reads itself (a video's ``temporal``) come back beside the request."""
     fields: dict[str, str] = {}
     for key, item in form.multi_items():
         if key in FILE_FIELDS:
@@ -343,10 +380,11 @@ def _form_request(form: FormData, style_image: bytes | None) -> wire.StyleReques
         if key in fields:
             raise BadOptionError(f"The form field {wire.shown(key)} is given twice.")
         fields[key] = item
-    return wire.parse_options(fields, style_image=style_image)
+    rest = {key: fields.pop(key) for key in extra if key in fields}
+    return wire.parse_options(fields, style_image=style_image), rest
 
 
-FILE_FIELDS = ("image", "style_image")
+FILE_FIELDS = ("image", "video", "style_image")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,6 +409,10 @@ class _State:
         self._sample: bytes | None = None
         # Stylize requests admitted and not yet answered (see WebSettings.max_pending).
         self.pending = 0
+        self.videos = VideoJobs(max_jobs=settings.max_video_jobs, max_frames=settings.max_video_frames,
+                                ttl=settings.video_ttl)  # fmt: skip
+        # Live camera connections open now (see WebSettings.max_live).
+        self.live = 0
 
     def stylize(self, photo: bytes, request: wire.StyleRequest) -> bytes:
         """Uploaded bytes in, encoded image out; blocking (call it through :meth:`run`).
@@ -387,19 +429,21 @@ class _State:
             return imaging.encode(api.engine(self.device).run(decoded, resolved, request), request.format)
         return self.backend.send(photo, request)
 
-    async def run(self, fn: partial[T], *, queue: Literal["stylize", "thumbnail", "light"]) -> T:
+    async def run(self, fn: partial[T], *, queue: Literal["stylize", "thumbnail", "live", "light"]) -> T:
         """Run blocking work in a worker thread, never on the event loop.
 
         Each queue has its own limit. ``stylize`` (a person waiting for a result) runs
         ``concurrency`` jobs at a time; ``thumbnail`` one at a time beside it, so a gallery
-        being filled never holds up a result; ``light`` work (listing styles, the server's
-        health) uses anyio's default pool and never waits behind a photo.
+        being filled never holds up a result; ``live`` one camera frame per connection at
+        most; ``light`` work (listing styles, the server's health) uses anyio's default pool
+        and never waits behind a photo. (Video jobs have their own thread: ``sdk.web.videos``.)
         """
         if queue == "light":
             return await anyio.to_thread.run_sync(fn)
         limiter = self._limiters.get(queue)
         if limiter is None:
-            size = self.settings.concurrency if queue == "stylize" else 1
+            sizes = {"stylize": self.settings.concurrency, "live": self.settings.max_live}
+            size = sizes.get(queue, 1)
             limiter = self._limiters[queue] = anyio.CapacityLimiter(size)
         return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
@@ -486,10 +530,16 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
     """The web demo app. ``backend=None`` stylizes with the local engine on ``device``."""
     state = _State(backend, settings or WebSettings(), device)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.videos.close()  # the running job stops at its next frame; the temp folder goes
+
     app = FastAPI(
         title="stylekit web demo",
         version="1.0",
         description="Upload a photo, pick a style, get the painting back.",
+        lifespan=lifespan,
     )
 
     app.add_middleware(Guard, allowed_hosts=state.settings.allowed_hosts)
@@ -506,7 +556,8 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
     @app.exception_handler(StarletteHTTPException)
     async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # 404 for an unknown path, 405 for a wrong method: the same body as every other error.
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {404: "not_found", 405: "method_not_allowed", 409: "not_ready"}
+        code = codes.get(exc.status_code, "http_error")
         messages = {
             404: f"There is nothing at {request.url.path[:100]}.",
             405: f"{request.method} is not allowed here.",
@@ -544,6 +595,12 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
             max_upload_bytes=state.settings.max_upload_bytes,
             max_side=state.settings.max_side,
             formats=["png", "jpeg"],
+            video=not state.remote and not extras.missing_modules("video"),
+            max_video_bytes=state.settings.max_video_bytes,
+            max_video_frames=state.settings.max_video_frames,
+            live_fps=state.settings.live_fps,
+            live_max_side=state.settings.live_max_side,
+            live_max_bytes=state.settings.live_max_bytes,
         )
 
     @app.get("/api/styles", response_model=list[StyleOut], responses=_ERRORS)
@@ -615,7 +672,7 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
         painting = await _file_bytes(form, "style_image", limit, required=False)
         if painting and len(photo[0]) + len(painting[0]) > limit:
             raise ImageTooLargeError(f"The upload is larger than this server accepts ({_megabytes(limit)}).")
-        asked = _form_request(form, painting[0] if painting else None)
+        asked, _ = _form_request(form, painting[0] if painting else None)
         if asked.style is None and painting is None:
             raise BadOptionError("Choose a style (or upload a painting to copy its style).")
         style, _ = await state.run(partial(state.resolve, asked.style or "arbitrary"), queue="light")
@@ -630,4 +687,123 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
             headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
         )
 
+    @app.post(
+        "/api/videos",
+        status_code=202,
+        response_model=VideoJobOut,
+        openapi_extra={"requestBody": _VIDEO_BODY},
+        responses={**_ERRORS, 400: {"model": ErrorOut, "description": "bad option, or a TorchServe backend"}},
+    )
+    async def start_video(request: Request) -> VideoJobOut:
+        """Start stylizing an uploaded clip; poll `GET /api/videos/{id}` for progress."""
+        if state.remote:
+            # Frames through TorchServe would be one HTTP round trip each; not offered.
+            raise BadOptionError(VIDEO_NEEDS_LOCAL)
+        extras.require("video", "Video in the web page")
+        # A slot is reserved before the body is read, as for photos.
+        job_id = state.videos.admit()
+        try:
+            return await _start_video(request, job_id)
+        except BaseException:
+            state.videos.cancel_admission(job_id)
+            raise
+
+    async def _start_video(request: Request, job_id: str) -> VideoJobOut:
+        from sdk.video import DEFAULT_TEMPORAL, check_temporal
+
+        limit = state.settings.max_video_bytes
+        form = await read_form(request, limit, state.settings.body_timeout)
+        clip = await _file_bytes(form, "video", limit, required=True, media="video")
+        assert clip is not None
+        painting = await _file_bytes(form, "style_image", state.settings.max_upload_bytes, required=False)
+        asked, extra = _form_request(form, painting[0] if painting else None, extra=("temporal",))
+        if "format" in form:
+            raise BadOptionError("A video comes back as MP4: leave out the field 'format'.")
+        temporal = DEFAULT_TEMPORAL
+        if "temporal" in extra:  # wire's rule for numbers; 0..1 is check_temporal's range
+            temporal = check_temporal(wire.parse_float("temporal", extra["temporal"]))
+        if asked.style is None and painting is None:
+            raise BadOptionError("Choose a style (or upload a painting to copy its style).")
+        style, _ = await state.run(partial(state.resolve, asked.style or "arbitrary"), queue="light")
+        max_side = min(asked.max_side or state.settings.max_side, state.settings.max_side)
+        checked = replace(asked, style=style, max_side=max_side)
+        start = partial(state.videos.start, job_id, clip[0], clip[1], checked, temporal,
+                        painting[1] if painting else None, state.device)  # fmt: skip
+        await state.run(start, queue="light")  # writes the clip: not on the event loop
+        return VideoJobOut(id=job_id)
+
+    def _job(job_id: str) -> Job:
+        # Ids are random dictionary keys, never paths; anything else is simply not found.
+        job = state.videos.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise StarletteHTTPException(404)
+        return job
+
+    @app.get("/api/videos/{job_id}", response_model=VideoStatusOut, responses={404: {"model": ErrorOut}})
+    async def video_status(job_id: str) -> VideoStatusOut:
+        """A video job's state and progress."""
+        job = _job(job_id)
+        return VideoStatusOut(
+            state=job.state,
+            frames_done=job.frames_done,
+            frames_total=job.frames_total,
+            fps=round(job.fps, 2),
+            eta_s=None if job.eta_s is None else round(job.eta_s, 1),
+            error=None if job.error is None else ErrorOut.model_validate(job.error),
+        )
+
+    @app.get(
+        "/api/videos/{job_id}/result",
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"video/mp4": {}}, "description": "the stylized clip (sent once)"},
+            404: {"model": ErrorOut},
+            409: {"model": ErrorOut, "description": "not finished yet, or failed"},
+        },
+    )
+    async def video_result(job_id: str) -> FileResponse:
+        """The stylized MP4, as an attachment; the job is dropped once it is sent."""
+        job = _job(job_id)
+        if job.state == "failed":
+            message = str(job.error["message"]) if job.error else "The video could not be stylized."
+            raise StarletteHTTPException(409, detail=message)
+        if job.state != "done":
+            raise StarletteHTTPException(409, detail="The video is not ready yet; see GET /api/videos/{id}.")
+        disposition = content_disposition(job.name, job.style, job.painting_name, "MP4")
+        return FileResponse(
+            job.output,
+            media_type="video/mp4",
+            headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+            background=BackgroundTask(state.videos.drop, job.id),
+        )
+
+    @app.websocket("/api/live")
+    async def live(websocket: WebSocket) -> None:
+        """Camera frames in, stylized frames out (see sdk.web.live)."""
+        await serve_live(state, websocket)
+
     return app
+
+
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PHOTO_FIELDS: dict[str, Any] = _STYLIZE_BODY["content"]["multipart/form-data"]["schema"]["properties"]
+
+_VIDEO_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["video"],
+                "properties": {
+                    "video": {"type": "string", "format": "binary", "description": "the clip"},
+                    **{k: v for k, v in _PHOTO_FIELDS.items() if k not in ("image", "format")},
+                    "temporal": {
+                        "type": "number", "minimum": 0, "maximum": 1, "default": 0.8,
+                        "description": "how much each frame follows the previous one (0: frame by frame)",
+                    },
+                },
+            }
+        }
+    },
+}

@@ -9,6 +9,10 @@
   ``Origin`` other than this server's own gets 403: another site's form or script cannot
   make a visitor's browser use this server. Clients that send no ``Origin`` (curl, the SDK)
   are not affected.
+- **WebSocket handshakes** (the live camera) get both checks: a browser does not hold another
+  site's page back from opening a WebSocket here (no CORS for WebSockets), so a handshake
+  with a foreign ``Origin`` is refused with 403 (or closed with 1008 where the server cannot
+  send an HTTP answer), as is one with a foreign ``Host``.
 - **Headers**: ``X-Content-Type-Options: nosniff``, a Content-Security-Policy that fits the
   page (its own scripts and styles only, images also from ``blob:``/``data:``, no framing),
   ``Referrer-Policy: no-referrer``.
@@ -36,14 +40,25 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from sdk.errors import (
+    AuthenticationError,
+    BusyError,
+    ServerError,
+    ServerUnavailableError,
+    StylekitError,
+    UploadTimeoutError,
+)
+
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# The page loads only its own files; the result and the previews are blob: URLs.
+# The page loads only its own files; the result and the previews are blob: URLs, the live camera
+# a same-origin WebSocket (connect-src 'self' covers ws: to the same host in current browsers).
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+    "script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
 # FastAPI's /docs and /redoc load their script from a CDN and start it inline.
 DOCS_CSP = (
@@ -54,6 +69,8 @@ DOCS_CSP = (
     "worker-src blob:; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
+_HOST_REFUSED = (400, "invalid_host", "This server does not answer to that host name (see --allow-host).")
+_ORIGIN_REFUSED = (403, "cross_origin", "Requests from another site's pages are refused.")
 INTERNAL_ERROR = "Something went wrong on the server; the error has been logged."
 
 
@@ -75,6 +92,9 @@ class Guard:
         self.allowed_hosts = frozenset(hosts - {"*"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -97,13 +117,11 @@ class Guard:
             await send(message)
 
         if not self.any_host and host_name(host) not in self.allowed_hosts:
-            await _json(send_with_headers, 400, "invalid_host",
-                        "This server does not answer to that host name (see --allow-host).")  # fmt: skip
+            await _json(send_with_headers, *_HOST_REFUSED)
             return
         origin = headers.get("origin")
         if scope["method"] not in _SAFE_METHODS and origin is not None and not _same_origin(origin, host):
-            await _json(send_with_headers, 403, "cross_origin",
-                        "Requests from another site's pages are refused.")  # fmt: skip
+            await _json(send_with_headers, *_ORIGIN_REFUSED)
             return
         try:
             await self.app(scope, receive, send_with_headers)
@@ -115,16 +133,59 @@ class Guard:
                 await _json(send_with_headers, 500, "internal_error", INTERNAL_ERROR)
 
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The host and origin rules of HTTP requests, on a WebSocket handshake (see the module doc)."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host, origin = headers.get("host", ""), headers.get("origin")
+        refusal = None
+        if not self.any_host and host_name(host) not in self.allowed_hosts:
+            refusal = _HOST_REFUSED
+        elif origin is not None and not _same_origin(origin, host):
+            refusal = _ORIGIN_REFUSED
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        log.info("refused a WebSocket handshake for %s: %s", scope.get("path", ""), refusal[1])
+        await receive()  # websocket.connect
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await _json(send, *refusal, prefix="websocket.")
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+def error_body(exc: StylekitError, *, remote: bool) -> tuple[int, dict[str, object], dict[str, str]]:
+    """The status, JSON error body and headers for an SDK error (HTTP answers, video jobs, live).
+
+    Errors of the style server are the server's fault, not the user's, unless it refused the
+    request itself (4xx): unreachable -> 503, anything else on its side -> 502.
+    """
+    status = exc.http_status
+    if isinstance(exc, ServerUnavailableError):
+        status = 503
+    elif isinstance(exc, AuthenticationError) or (remote and isinstance(exc, ServerError) and status >= 500):
+        status = 502
+    body = {**exc.to_dict(), "status": status}
+    if status >= 500 and not isinstance(exc, (ServerError, BusyError)):
+        # This server's own failure (a broken package, a missing GPU): its message can name
+        # files here. The log has it; the client gets one generic sentence.
+        body["message"] = INTERNAL_ERROR
+    headers = {"Retry-After": "2"} if status == 503 else {}
+    if isinstance(exc, UploadTimeoutError):
+        headers["Connection"] = "close"  # the rest of the body may still be on its way
+    return status, body, headers
+
+
 def _same_origin(origin: str, host: str) -> bool:
     parts = urlsplit(origin)
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host.strip().lower()
 
 
-async def _json(send: Send, status: int, code: str, message: str) -> None:
+async def _json(send: Send, status: int, code: str, message: str, prefix: str = "") -> None:
+    """A JSON error answer; ``prefix="websocket."`` sends it as a WebSocket handshake's denial."""
     body = json.dumps({"error": code, "message": message, "status": status}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}http.response.body", "body": body})
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -168,4 +229,13 @@ class HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-__all__ = ["DOCS_CSP", "LOOPBACK_HOSTS", "PAGE_CSP", "Guard", "HeaderDeadlineProtocol", "host_name"]
+__all__ = [
+    "DOCS_CSP",
+    "INTERNAL_ERROR",
+    "LOOPBACK_HOSTS",
+    "PAGE_CSP",
+    "Guard",
+    "HeaderDeadlineProtocol",
+    "error_body",
+    "host_name",
+]

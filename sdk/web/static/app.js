@@ -12,6 +12,11 @@ const state = {
   paintingUrl: null,
   resultUrl: null,
   busy: false,
+  mode: "photo",      // "photo" | "video" | "live"
+  clip: null,         // File (video mode)
+  clipUrl: null,
+  info: null,         // GET /api/info
+  live: null,         // the running camera session (startLive)
 };
 
 // ----- small helpers --------------------------------------------------------------------------
@@ -212,6 +217,7 @@ function onStyleChange() {
   updateBlend();
   showStyleInfo(style);
   setStatus(`Style: ${displayName(style)}`);
+  switchLiveStyle(style);
 }
 
 function showStyleInfo(style) {
@@ -244,6 +250,10 @@ function clearResult(message) {
   const img = $("result");
   img.hidden = true;
   img.removeAttribute("src");
+  const video = $("result-video");
+  video.hidden = true;
+  video.removeAttribute("src");
+  video.load();
   replaceUrl("resultUrl", null);
   $("result-empty").hidden = false;
   $("result-empty").textContent = message;
@@ -256,12 +266,13 @@ function setBusy(busy, label) {
   const button = $("stylize");
   button.disabled = busy;
   button.setAttribute("aria-busy", String(busy));
-  button.querySelector(".primary-label").textContent = busy ? "Painting…" : "Stylize";
+  const idle = state.mode === "video" ? "Stylize video" : "Stylize";
+  button.querySelector(".primary-label").textContent = busy ? "Painting…" : idle;
   $("progress").hidden = !busy;
   $("result-frame").setAttribute("aria-busy", String(busy));
   if (busy) {
     $("result-empty").hidden = true;
-    setStatus(`Painting your photo with ${label}…`);
+    setStatus(`Painting your ${state.mode === "video" ? "clip" : "photo"} with ${label}…`);
     // In the one-column layout the result is below the controls: bring it into view.
     if (window.matchMedia("(max-width: 899px)").matches) {
       $("stage").scrollIntoView({ behavior: "smooth", block: "start" });
@@ -288,19 +299,8 @@ async function errorMessage(response) {
   return `The server could not stylize this photo (HTTP ${response.status}).`;
 }
 
-async function stylize(event) {
-  event.preventDefault();
-  if (state.busy) return;
-  clearError();
-  const style = selectedStyle();
-  if (!state.photo) return showError("Choose a photo first.");
-  if (!style) return showError("Pick a style.");
-  if (style.kind === "arbitrary" && !state.painting) {
-    return showError("Choose a painting: its style is copied onto your photo.");
-  }
-
-  const form = new FormData();
-  form.append("image", state.photo, state.photo.name);
+// The style and the options a photo and a video share; returns how to name the style to a person.
+function appendOptions(form, style) {
   let label = displayName(style);
   if (style.kind === "arbitrary") {
     form.append("style", style.name);
@@ -316,9 +316,28 @@ async function stylize(event) {
   }
   form.append("strength", String(Number($("strength").value) / 100));
   form.append("preserve_color", String($("preserve-color").checked));
+  form.append("max_side", $("max-side").value);
+  return label;
+}
+
+async function stylize(event) {
+  event.preventDefault();
+  if (state.busy) return;
+  if (state.mode === "video") return stylizeVideo();
+  if (state.mode === "live") return;
+  clearError();
+  const style = selectedStyle();
+  if (!state.photo) return showError("Choose a photo first.");
+  if (!style) return showError("Pick a style.");
+  if (style.kind === "arbitrary" && !state.painting) {
+    return showError("Choose a painting: its style is copied onto your photo.");
+  }
+
+  const form = new FormData();
+  form.append("image", state.photo, state.photo.name);
+  const label = appendOptions(form, style);
   const format = document.querySelector('input[name="format"]:checked').value;
   form.append("format", format);
-  form.append("max_side", $("max-side").value);
 
   setBusy(true, label);
   const started = performance.now();
@@ -360,6 +379,272 @@ async function stylize(event) {
   }
 }
 
+// ----- modes: photo, video, live camera ------------------------------------------------------
+
+function setMode(mode) {
+  if (state.live) stopLive("");
+  state.mode = mode;
+  clearError();
+  $("photo-step").hidden = mode !== "photo";
+  $("video-step").hidden = mode !== "video";
+  $("live-step").hidden = mode !== "live";
+  // Live frames take the style alone; a file's options make no sense there.
+  $("adjust-step").hidden = mode === "live";
+  $("submit-bar").hidden = mode === "live";
+  $("temporal-field").hidden = mode !== "video";
+  $("format-field").hidden = mode !== "photo";
+  $("video-progress-box").hidden = true;
+  $("live-stats").hidden = true;
+  $("stylize").querySelector(".primary-label").textContent = mode === "video" ? "Stylize video" : "Stylize";
+  const original = $("original");
+  const originalVideo = $("original-video");
+  original.hidden = mode !== "photo" || !state.photo;
+  originalVideo.hidden = mode === "photo" || (mode === "video" && !state.clip);
+  if (mode === "video" && state.clip) originalVideo.src = state.clipUrl;
+  $("original-empty").hidden = !(original.hidden && originalVideo.hidden);
+  $("original-empty").textContent = {
+    photo: "Your photo appears here.", video: "Your clip appears here.", live: "Your camera appears here.",
+  }[mode];
+  const prompt = {
+    photo: "Pick a style and press Stylize.",
+    video: "Pick a style and press Stylize video.",
+    live: "Pick a style and press Start camera.",
+  }[mode];
+  clearResult(prompt);
+  setStatus("");
+}
+
+function setClip(file) {
+  clearError();
+  if (file.type && !file.type.startsWith("video/")) {
+    return showError(`“${file.name}” is not a video. Choose a clip (MP4, MOV or WebM).`);
+  }
+  const limit = state.info && state.info.max_video_bytes;
+  if (limit && file.size > limit) {
+    return showError(`“${file.name}” is too large (${megabytes(file.size)}); the limit is ${megabytes(limit)}.`);
+  }
+  state.clip = file;
+  $("video-name").textContent = file.name;
+  const video = $("original-video");
+  video.src = replaceUrl("clipUrl", file);
+  video.hidden = false;
+  video.controls = true;
+  $("original-empty").hidden = true;
+  clearResult("Pick a style and press Stylize video.");
+  setStatus(`Clip ready: ${file.name}`);
+}
+
+function showProgress(job) {
+  const total = job.frames_total;
+  const percent = job.state === "done" ? 100 : total ? Math.min(99, Math.floor((100 * job.frames_done) / total)) : 0;
+  $("video-progress").value = percent;
+  const of = total ? ` of ${total}` : "";
+  const eta = job.eta_s !== null && job.state === "running" ? ` · ${Math.ceil(job.eta_s)} s left` : "";
+  const speed = job.fps ? ` · ${job.fps.toFixed(1)} frames/s` : "";
+  const words = job.state === "queued" ? "Waiting for the previous video…" : `${percent}% · frame ${job.frames_done}${of}`;
+  $("video-progress-text").textContent = `${words}${speed}${eta}`;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function stylizeVideo() {
+  clearError();
+  const style = selectedStyle();
+  if (!state.clip) return showError("Choose a clip first.");
+  if (!style) return showError("Pick a style.");
+  if (style.kind === "arbitrary" && !state.painting) {
+    return showError("Choose a painting: its style is copied onto your clip.");
+  }
+  const form = new FormData();
+  form.append("video", state.clip, state.clip.name);
+  const label = appendOptions(form, style);
+  form.append("temporal", String(Number($("temporal").value) / 100));
+
+  setBusy(true, label);
+  $("video-progress-box").hidden = false;
+  showProgress({ state: "queued", frames_done: 0, frames_total: null, fps: 0, eta_s: null });
+  try {
+    let response;
+    try {
+      response = await fetch("/api/videos", { method: "POST", body: form });
+    } catch (_) {
+      throw new Error("Can't reach the stylekit server. Check that it is still running.");
+    }
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const { id } = await response.json();
+    let job;
+    for (;;) {
+      const poll = await fetch(`/api/videos/${encodeURIComponent(id)}`);
+      if (!poll.ok) throw new Error(await errorMessage(poll));
+      job = await poll.json();
+      showProgress(job);
+      if (job.state === "done") break;
+      if (job.state === "failed") throw new Error(job.error ? job.error.message : "The video could not be stylized.");
+      await sleep(400);
+    }
+    // The result is sent once: keep it as a blob for the player and the download both.
+    const result = await fetch(`/api/videos/${encodeURIComponent(id)}/result`);
+    if (!result.ok) throw new Error(await errorMessage(result));
+    const blob = await result.blob();
+    const name = fileNameFrom(result, "stylized.mp4");
+    const url = replaceUrl("resultUrl", blob);
+    const video = $("result-video");
+    video.src = url;
+    video.hidden = false;
+    $("result-empty").hidden = true;
+    $("result-caption").textContent = label;
+    const download = $("download");
+    download.href = url;
+    download.download = name;
+    download.title = name;
+    $("download-label").textContent = "Download MP4";
+    download.hidden = false;
+    setStatus(`Done · ${job.frames_done} frames`);
+  } catch (error) {
+    $("video-progress-box").hidden = true;
+    clearResult("No result yet.");
+    showError(error.message);
+  } finally {
+    setBusy(false, label);
+  }
+}
+
+// Live camera: one frame in flight at a time, so latency never piles up; at most the server's
+// frames/s; the measured rate is shown, and a style picked in the gallery is sent at once.
+async function startLive() {
+  if (state.live) return;
+  clearError();
+  const style = selectedStyle();
+  if (!style) return showError("Pick a style first.");
+  if (style.kind === "arbitrary") return showError("Any painting is not available live; pick a style of the collection.");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return showError("This browser gives no camera to this page (it needs https or localhost).");
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 } }, audio: false });
+  } catch (error) {
+    return showError(`The camera could not be opened: ${error.message || error.name}.`);
+  }
+  const camera = $("original-video");
+  camera.controls = false;
+  camera.srcObject = stream;
+  camera.hidden = false;
+  $("original-empty").hidden = true;
+  await camera.play().catch(() => {});
+  const fps = (state.info && state.info.live_fps) || 10;
+  const maxSide = Math.min(480, (state.info && state.info.live_max_side) || 480);
+  const live = {
+    stream, style: style.name, canvas: document.createElement("canvas"), frames: 0, arrivals: [],
+    interval: 1000 / fps, maxSide, lastSent: 0, meta: null, timer: null, closing: false,
+  };
+  state.live = live;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/live?style=${encodeURIComponent(style.name)}`);
+  ws.binaryType = "blob";
+  live.ws = ws;
+  $("live-start").disabled = true;
+  $("live-stop").disabled = false;
+  $("live-stats").hidden = false;
+  $("live-style").textContent = displayName(style);
+  $("result-empty").textContent = "Connecting…";
+  ws.onopen = () => sendFrame(live);
+  ws.onmessage = (event) => onLiveMessage(live, event.data);
+  ws.onclose = (event) => {
+    if (state.live !== live) return;
+    const why = event.code === 1000 ? "The live camera was closed by the server (idle)." : "";
+    stopLive(why || (event.code === 1005 ? "" : "The live connection closed."), true);
+  };
+  setStatus(`Live with ${displayName(style)}`);
+}
+
+function scheduleFrame(live, delay) {
+  clearTimeout(live.timer);
+  live.timer = setTimeout(() => sendFrame(live), Math.max(0, delay));
+}
+
+function sendFrame(live) {
+  if (state.live !== live || live.ws.readyState !== WebSocket.OPEN) return;
+  const camera = $("original-video");
+  const w = camera.videoWidth;
+  const h = camera.videoHeight;
+  if (!w || !h) return scheduleFrame(live, 100); // the camera has not delivered a frame yet
+  const scale = Math.min(1, live.maxSide / Math.max(w, h));
+  live.canvas.width = Math.round(w * scale);
+  live.canvas.height = Math.round(h * scale);
+  live.canvas.getContext("2d").drawImage(camera, 0, 0, live.canvas.width, live.canvas.height);
+  live.lastSent = performance.now();
+  live.canvas.toBlob((blob) => {
+    if (blob && state.live === live && live.ws.readyState === WebSocket.OPEN) live.ws.send(blob);
+  }, "image/jpeg", 0.8);
+}
+
+function nextFrame(live) {
+  // The next frame when this one is answered, but not before the server's rate allows.
+  scheduleFrame(live, live.lastSent + live.interval - performance.now());
+}
+
+function onLiveMessage(live, data) {
+  if (state.live !== live) return;
+  if (typeof data === "string") {
+    const message = JSON.parse(data);
+    if (message.error) {
+      showError(message.message);
+      nextFrame(live); // a bad frame or style: the connection goes on (the server closes it if not)
+    } else if (message.dropped) {
+      scheduleFrame(live, message.retry_after_ms);
+    } else if (message.frame !== undefined) {
+      live.meta = message;
+    }
+    return;
+  }
+  const now = performance.now();
+  live.frames += 1;
+  live.arrivals.push(now);
+  while (live.arrivals.length > 1 && now - live.arrivals[0] > 3000) live.arrivals.shift();
+  const span = (live.arrivals[live.arrivals.length - 1] - live.arrivals[0]) / 1000;
+  const rate = span > 0 ? (live.arrivals.length - 1) / span : 0;
+  const img = $("result");
+  const url = replaceUrl("resultUrl", data);
+  img.onload = null;
+  img.src = url;
+  img.hidden = false;
+  $("result-empty").hidden = true;
+  const style = live.meta ? live.meta.style : live.style;
+  // What the page shows comes from the server's answer: the style each frame was painted in.
+  img.dataset.style = style;
+  img.dataset.frame = String(live.frames);
+  const info = state.styles.find((s) => s.name === style);
+  $("live-fps").textContent = rate.toFixed(1);
+  $("live-frames").textContent = String(live.frames);
+  $("live-style").textContent = info ? displayName(info) : style;
+  $("result-caption").textContent = `Live · ${info ? displayName(info) : style}`;
+  nextFrame(live);
+}
+
+function switchLiveStyle(style) {
+  const live = state.live;
+  if (!live || style.kind === "arbitrary") return;
+  live.style = style.name;
+  if (live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify({ style: style.name }));
+}
+
+function stopLive(message, closedByServer = false) {
+  const live = state.live;
+  if (!live) return;
+  state.live = null;
+  clearTimeout(live.timer);
+  if (!closedByServer) live.ws.close(1000);
+  live.stream.getTracks().forEach((track) => track.stop());
+  const camera = $("original-video");
+  camera.srcObject = null;
+  camera.hidden = true;
+  $("original-empty").hidden = false;
+  $("live-start").disabled = false;
+  $("live-stop").disabled = true;
+  if (message) setStatus(message);
+}
+
 // ----- start ----------------------------------------------------------------------------------
 
 async function loadInfo() {
@@ -367,8 +652,20 @@ async function loadInfo() {
     const response = await fetch("/api/info");
     if (response.ok) {
       const info = await response.json();
+      state.info = info;
       state.maxUpload = info.max_upload_bytes;
       $("photo-hint").textContent = `JPEG, PNG or WebP · up to ${megabytes(info.max_upload_bytes)}`;
+      $("video-hint").textContent = `MP4, MOV or WebM · up to ${megabytes(info.max_video_bytes)}, `
+        + `${info.max_video_frames} frames`;
+      if (!info.video) {
+        // A TorchServe backend (or no video extra): say why instead of failing later.
+        $("mode-video").disabled = true;
+        $("mode-live").disabled = true;
+        $("mode-hint").textContent = info.backend === "server"
+          ? "Video and the live camera need the local engine (this server uses TorchServe)."
+          : "Video and the live camera need the video extra: pip install 'stylekit[video]'.";
+        $("mode-hint").hidden = false;
+      }
     }
   } catch (_) {
     // The limits are a courtesy; the server checks them anyway.
@@ -403,6 +700,15 @@ function start() {
   $("blend-toggle").addEventListener("change", updateBlend);
   $("blend-mix").addEventListener("input", updateBlend);
   $("controls").addEventListener("submit", stylize);
+  wireDropzone("video-drop", "video-input", setClip);
+  document.querySelectorAll('input[name="mode"]').forEach((input) => input.addEventListener("change", () => {
+    if (input.checked) setMode(input.value);
+  }));
+  $("temporal").addEventListener("input", () => {
+    $("temporal-value").textContent = `${$("temporal").value}%`;
+  });
+  $("live-start").addEventListener("click", startLive);
+  $("live-stop").addEventListener("click", () => stopLive("Camera stopped."));
   loadInfo();
   loadStyles();
 }
