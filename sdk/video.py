@@ -446,7 +446,7 @@ def stylize_video(
     The rest is as for :func:`sdk.stylize`.
 
     The file is written next to ``dst`` under a temporary name and renamed when complete:
-    on any error nothing is left at ``dst`` (the error says so). A bad input raises
+    on any error ``dst`` is left as it was (the error says nothing was written). A bad input raises
     :class:`InvalidVideoError` (:class:`ImageTooLargeError` for frames over the image limits).
     """
     from sdk import extras
@@ -544,7 +544,11 @@ class _Transcoder:
             raise InvalidVideoError(f"{self.label} has no video stream ({has}).")
         self.video = self.input.streams.video[0]
         self.video.thread_type = "AUTO"  # frame threads in the decoder: it runs beside the network
-        self._check_size()
+        try:
+            self._check_size()
+        except BaseException:
+            self.input.close()  # __exit__ will not run for a constructor that failed
+            raise
 
     def _check_size(self) -> None:
         from sdk import imaging
