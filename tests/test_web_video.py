@@ -203,6 +203,10 @@ def test_a_missing_clip_and_an_empty_one(client: TestClient) -> None:
     assert response.status_code == 400 and "video" in response.json()["message"]
     response = _post(client, b"")
     assert response.status_code == 400 and response.json()["error"] == "invalid_video"
+    # Each route takes its own file fields only: a clip sent to the photo route is refused.
+    files = {"image": ("p.png", b"\x89PNG", "image/png"), "video": ("c.mp4", b"x", "video/mp4")}
+    response = client.post("/api/stylize", files=files, data={"style": STYLE})
+    assert response.status_code == 400 and "'video'" in response.json()["message"]
 
 
 def test_unknown_and_path_like_job_ids_are_not_found(client: TestClient) -> None:

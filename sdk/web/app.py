@@ -340,6 +340,10 @@ async def read_form(request: Request, limit: int, timeout: float) -> FormData:
         raise UploadTimeoutError(f"The upload did not arrive within {timeout:g} s.") from None
 
 
+# The file fields of the photo and the video routes.
+PHOTO_FILES, VIDEO_FILES = ("image", "style_image"), ("video", "style_image")
+
+
 async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool,
                       media: Literal["image", "video"] = "image") -> tuple[bytes, str] | None:  # fmt: skip
     """The bytes and file name of an uploaded file field, after its declared type is checked."""
@@ -367,13 +371,14 @@ async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool,
     return data, name
 
 
-def _form_request(form: FormData, style_image: bytes | None, extra: tuple[str, ...] = ()
-                  ) -> tuple[wire.StyleRequest, dict[str, str]]:  # fmt: skip
-    """The form's text fields, read by the one options parser (``sdk.wire``); the ``extra``
-    fields a route reads itself (a video's ``temporal``) come back beside the request."""
+def _form_request(form: FormData, style_image: bytes | None, files: tuple[str, ...] = PHOTO_FILES,
+                  extra: tuple[str, ...] = ()) -> tuple[wire.StyleRequest, dict[str, str]]:  # fmt: skip
+    """The form's text fields, read by the one options parser (``sdk.wire``). ``files`` are the
+    route's file fields (read by ``_file_bytes``); the ``extra`` fields a route reads itself (a
+    video's ``temporal``) come back beside the request."""
     fields: dict[str, str] = {}
     for key, item in form.multi_items():
-        if key in FILE_FIELDS:
+        if key in files:
             continue
         if not isinstance(item, str):
             raise BadOptionError(f"The form field {wire.shown(key)} must be text, not a file.")
@@ -382,9 +387,6 @@ def _form_request(form: FormData, style_image: bytes | None, extra: tuple[str, .
         fields[key] = item
     rest = {key: fields.pop(key) for key in extra if key in fields}
     return wire.parse_options(fields, style_image=style_image), rest
-
-
-FILE_FIELDS = ("image", "video", "style_image")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,7 +718,8 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
         clip = await _file_bytes(form, "video", limit, required=True, media="video")
         assert clip is not None
         painting = await _file_bytes(form, "style_image", state.settings.max_upload_bytes, required=False)
-        asked, extra = _form_request(form, painting[0] if painting else None, extra=("temporal",))
+        painting_bytes = painting[0] if painting else None
+        asked, extra = _form_request(form, painting_bytes, VIDEO_FILES, extra=("temporal",))
         if "format" in form:
             raise BadOptionError("A video comes back as MP4: leave out the field 'format'.")
         temporal = DEFAULT_TEMPORAL

@@ -382,6 +382,11 @@ async function stylize(event) {
 // ----- modes: photo, video, live camera ------------------------------------------------------
 
 function setMode(mode) {
+  if (state.busy) {
+    // A video is on its way: stay in its mode until it is done.
+    $(`mode-${state.mode}`).checked = true;
+    return;
+  }
   if (state.live) stopLive("");
   state.mode = mode;
   clearError();
@@ -552,8 +557,14 @@ async function startLive() {
   ws.onmessage = (event) => onLiveMessage(live, event.data);
   ws.onclose = (event) => {
     if (state.live !== live) return;
-    const why = event.code === 1000 ? "The live camera was closed by the server (idle)." : "";
-    stopLive(why || (event.code === 1005 ? "" : "The live connection closed."), true);
+    // An error message, if any, was shown when it arrived; this says how the stream ended.
+    let why = "The live connection closed.";
+    if (event.code === 1000) why = "The live camera was stopped by the server (no frames for a while).";
+    if (event.code === 1006 && live.frames === 0) {
+      why = "The server did not accept the live connection.";
+      if ($("error").hidden) showError(why);
+    }
+    stopLive(why, true);
   };
   setStatus(`Live with ${displayName(style)}`);
 }
