@@ -131,6 +131,7 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "pip install '.[web]'": _EXTRAS,
         "pip install '.[train]'": _EXTRAS,
         "pip install '.[export]'": _EXTRAS,
+        "pip install '.[video]'": _EXTRAS,
         "pip install '.[all]'": _WHEEL,
         "stylekit styles --json 'starry*'": Run(),
         "stylekit stylize photo.jpg -s starry-night -o out.png": Run(),

@@ -46,6 +46,7 @@ def _run_without(modules: tuple[str, ...], args: list[str], home: Path) -> subpr
         ("serve", ["archive", "--all"]),
         ("web", ["web", "--port", "1"]),
         ("train", ["train", "--style-image", "s.jpg", "--data", ".", "--name", "x"]),
+        ("video", ["video", "in.mp4", "-s", "starry-night", "-o", "out.mp4"]),
     ],
 )
 def test_a_missing_extra_is_one_line_that_names_it(extra: str, args: list[str], tmp_path: Path) -> None:
