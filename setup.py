@@ -11,7 +11,8 @@ EXTRAS = {
     # Serving: TorchServe itself, its archiver, BaseHandler's undeclared yaml need, and psutil
     # (`stylekit serve` finds the server's processes with it). sdk/extras.py says what each extra brings.
     "serve": ["torchserve>=0.12", "torch-model-archiver>=0.12", "pyyaml>=6", "psutil>=5.9"],
-    "web": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],
+    # websockets: uvicorn's WebSocket protocol, for the page's live camera (/api/live).
+    "web": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "websockets>=12"],
     # ONNX export (`stylekit export --format onnx`): torch's exporter needs onnxscript, and each
     # file is verified with onnxruntime when written.
     "export": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],

@@ -16,7 +16,7 @@ from sdk.errors import StylekitError
 #: extra -> (what it brings, in words; the top-level modules it installs).
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "serve": ("TorchServe", ("ts", "model_archiver", "yaml", "psutil")),
-    "web": ("the web demo's server (FastAPI, uvicorn)", ("fastapi", "uvicorn", "multipart")),
+    "web": ("the web demo's server (FastAPI, uvicorn)", ("fastapi", "uvicorn", "multipart", "websockets")),
     "train": ("training (torchvision, TensorBoard)", ("torchvision", "tensorboard")),
     "video": ("video support (PyAV, OpenCV)", ("av", "cv2")),
     "export": ("the ONNX exporter (onnx, onnxscript, onnxruntime)", ("onnx", "onnxscript", "onnxruntime")),

@@ -74,8 +74,10 @@ def allowed_hosts(bound: str, extra: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
-def serve(app: Any, host: str, port: int, *, max_connections: int = 64, header_timeout: float = 10.0) -> None:
-    """Run ``app`` with uvicorn, bounded: a header deadline, a connection limit, 5 s keep-alive."""
+def serve(app: Any, host: str, port: int, *, max_connections: int = 64, header_timeout: float = 10.0,
+          ws_max_bytes: int = 2 * 2**20) -> None:  # fmt: skip
+    """Run ``app`` with uvicorn, bounded: a header deadline, a connection limit, 5 s keep-alive,
+    and WebSocket messages of at most ``ws_max_bytes`` (uvicorn buffers a whole message first)."""
     import uvicorn
 
     # A server's log carries its INFO events (a client that went away, busy refusals), as
@@ -92,6 +94,7 @@ def serve(app: Any, host: str, port: int, *, max_connections: int = 64, header_t
         limit_concurrency=max_connections,
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,  # request line and headers
+        ws_max_size=ws_max_bytes,
     )
 
 
@@ -108,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts(args.host, args.allow_host),
         sample=args.sample,
     )
-    limits = {"max_connections": args.max_connections, "header_timeout": args.header_timeout}
+    limits = {"max_connections": args.max_connections, "header_timeout": args.header_timeout,
+              # Twice the live frame limit: a frame a little too big still gets the app's own
+              # one-line refusal; a far bigger one is cut off by uvicorn before it is buffered.
+              "ws_max_bytes": 2 * settings.live_max_bytes}  # fmt: skip
     if not args.server:
         from sdk.allocator import keep_freed_memory
 
