@@ -158,6 +158,13 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "--loss-network mobilenet --image-size 192 --batch-size 4 --lr 0.01 --steps 200":
             Run({"--image-size 192": "--image-size 64", "--steps 200": "--steps 2"}),
         "stylekit stylize photo.jpg --style wave-cin -o photo-wave.png": Run(),
+        "stylekit eval --painting wave.jpg --photos photo.jpg --style wave-cin --sheet wave-eval.jpg": Run(),
+        "stylekit train --extend multistyle26 --style-image wave.jpg --data photos/ --name wave-distilled "
+        "--loss-network mobilenet --image-size 192 --lr 0.01 --steps 200 --distill-weight 50 "
+        "--eval-photos photo.jpg --checkpoint-every 50 --keep-best": Run(
+            {"--image-size 192": "--image-size 64", "--steps 200": "--steps 2",
+             "--checkpoint-every 50": "--checkpoint-every 1"}
+        ),
         # How docs/contact_sheet.jpg was made: run in the checkout with 2 steps, into a temp folder.
         'for spec in "starry-night starry_night" "wave wave" "composition-vii composition_vii"; do':
             Checkout(),
