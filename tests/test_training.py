@@ -7,6 +7,7 @@ round-trips), not the taste of the styles. Sizes are tiny (64 px crops, width 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -572,3 +573,44 @@ def test_held_out_scores_and_the_best_checkpoint(
     saved = load_checkpoint(cfg.best_checkpoint_path)
     assert saved["step"] == best["step"] and saved["best"] == best
     assert load_checkpoint(cfg.checkpoint_path)["best"] == best  # a resume keeps comparing against it
+
+
+def test_offline_default_recipe_without_a_download(
+    tmp_path: Path, photos: list[Path], style_images: list[Path], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    from training.recipes import EXTEND_LR, OFFLINE, resolve_recipe
+
+    monkeypatch.delenv(VGG_WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    data = link_photos(photos, tmp_path / "data", 2)
+    cfg = TrainConfig(style_image=style_images[4], data=data, name="offline", out=tmp_path / "run",
+                      steps=1, batch_size=2, image_size=64, install=False, tensorboard=False,
+                      progress=False)  # fmt: skip
+    assert cfg.loss_network == "auto" and cfg.lr is None
+    with caplog.at_level("WARNING", logger="training.recipes"):
+        trainer = Trainer(cfg)
+    chosen = trainer.config
+    assert (chosen.loss_network, chosen.extend, chosen.distill_weight) == (
+        OFFLINE["loss_network"], OFFLINE["extend"], OFFLINE["distill_weight"]
+    )
+    assert chosen.lr == EXTEND_LR and trainer.teacher is not None and trainer.extension is not None
+    assert "offline recipe" in caplog.text and "--loss-network vgg19" in caplog.text
+    trainer.fit()
+    assert load_checkpoint(chosen.checkpoint_path)["config"]["loss_network"] == "mobilenet"
+
+    # A GPU, or weights on this machine: Johnson et al.'s VGG-19 recipe, as before.
+    assert resolve_recipe(cfg, torch.device("cuda")).loss_network == "vgg19"
+    monkeypatch.setenv(VGG_WEIGHTS_ENV, str(tmp_path / "vgg.pth"))
+    johnson = resolve_recipe(cfg, torch.device("cpu"))
+    assert (johnson.loss_network, johnson.extend, johnson.distill_weight) == ("vgg19", None, 0.0)
+    assert johnson.lr == 1e-3
+    # Asked for by name, nothing is changed.
+    named = dataclasses.replace(cfg, loss_network="mobilenet")
+    assert resolve_recipe(named, torch.device("cpu")).extend is None

@@ -44,8 +44,8 @@ class TrainConfig:
     content_layers: tuple[str, ...] | None = None
     style_layers: tuple[str, ...] | None = None
     style_layer_weights: tuple[float, ...] | None = None  # one per style layer; default all 1
-    lr: float = 1e-3
-    loss_network: str = "vgg19"
+    lr: float | None = None  # default 1e-3, 1e-2 with --extend (training.recipes)
+    loss_network: str = "auto"  # vgg19 on a GPU or with the weights here, else the offline recipe
     vgg_weights: Path | None = None
     width: float = 1.0
     adversarial_weight: float = 0.0
@@ -90,8 +90,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_style_name(self.name)
-        positive = {"batch_size": self.batch_size, "image_size": self.image_size, "lr": self.lr,
+        positive: dict[str, float] = {"batch_size": self.batch_size, "image_size": self.image_size,
                     "checkpoint_every": self.checkpoint_every, "log_every": self.log_every}  # fmt: skip
+        if self.lr is not None:
+            positive["lr"] = self.lr
         for key, value in positive.items():
             if value <= 0:
                 raise BadOptionError(f"--{key.replace('_', '-')} must be positive, got {value}.")

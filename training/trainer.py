@@ -50,6 +50,7 @@ from training.generator import TransformerNet
 from training.loss_networks import build_loss_network, network_class
 from training.losses import PatchDiscriminator, PerceptualLoss, lsgan_loss, random_patches
 from training.perceptual import PerceptualNetwork
+from training.recipes import resolve_recipe
 from training.teacher import ArbitraryTeacher
 
 log = logging.getLogger(__name__)
@@ -175,9 +176,10 @@ class Trainer:
     """Trains one style. Build it with a :class:`TrainConfig`, then call :meth:`fit`."""
 
     def __init__(self, config: TrainConfig) -> None:
-        self.config = config
         self.dist = DistInfo.from_env()
         self.device = resolve_device(config.device, self.dist.local_rank)
+        # "auto" loss network and unset lr made concrete; checkpoints record the result.
+        config = self.config = resolve_recipe(config, self.device)
         self._owns_process_group = False
         if self.dist.world_size > 1 and not dist.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -230,6 +232,7 @@ class Trainer:
         self.generator.to(memory_format=self.memory_format)
         self.model: nn.Module = self._wrap(self.generator)
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        assert config.lr is not None  # resolve_recipe sets it
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr)
         # Loss scaling only matters for fp16; a disabled scaler is a no-op for bf16/fp32.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)

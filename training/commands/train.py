@@ -52,13 +52,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--batch-size", type=int, default=4)
     opt.add_argument("--image-size", type=int, default=256, help="training crop side (multiple of 4)")
     opt.add_argument("--style-size", type=int, help="long side of the style image (default --image-size)")
-    opt.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    opt.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3; 1e-2 with --extend)")
     opt.add_argument("--width", type=float, default=1.0, help="generator width multiplier (0.25 .. 1)")
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--center-crop", action="store_true", help="centre crops instead of random crops")
 
     loss = parser.add_argument_group("losses (unset = the loss network's defaults)")
-    loss.add_argument("--loss-network", choices=LOSS_NETWORKS, default="vgg19")
+    loss.add_argument(
+        "--loss-network", choices=("auto", *LOSS_NETWORKS), default="auto",
+        help="auto: vgg19 on a GPU or with its weights here; on a CPU without them the offline "
+             "recipe (mobilenet, --extend multistyle26, --distill-weight 50)",
+    )  # fmt: skip
     loss.add_argument(
         "--vgg-weights", type=Path,
         help=f"torchvision VGG state dict for offline machines (or set {VGG_WEIGHTS_ENV})",
