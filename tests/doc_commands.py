@@ -160,7 +160,7 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "stylekit stylize photo.jpg --style wave-cin -o photo-wave.png": Run(),
         "stylekit eval --painting wave.jpg --photos photo.jpg --style wave-cin --sheet wave-eval.jpg": Run(),
         "stylekit train --extend multistyle26 --style-image wave.jpg --data photos/ --name wave-distilled "
-        "--loss-network mobilenet --image-size 192 --lr 0.01 --steps 200 --distill-weight 50 "
+        "--loss-network mobilenet --image-size 192 --lr 0.01 --steps 200 --distill-weight 2000 "
         "--eval-photos photo.jpg --checkpoint-every 50 --keep-best": Run(
             {"--image-size 192": "--image-size 64", "--steps 200": "--steps 2",
              "--checkpoint-every 50": "--checkpoint-every 1"}

@@ -22,7 +22,7 @@ from training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 #: What the offline recipe sets (each only where the user left it unset).
-OFFLINE = {"loss_network": "mobilenet", "extend": "multistyle26", "distill_weight": 50.0}
+OFFLINE = {"loss_network": "mobilenet", "extend": "multistyle26", "distill_weight": 2000.0}
 #: Its length when neither --steps nor --epochs is given: a new row settles in a few hundred
 #: steps, where two epochs of a small photo folder would be a few dozen.
 OFFLINE_STEPS = 200

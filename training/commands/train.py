@@ -61,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     loss.add_argument(
         "--loss-network", choices=("auto", *LOSS_NETWORKS), default="auto",
         help="auto: vgg19 on a GPU or with its weights here; on a CPU without them the offline "
-             "recipe (mobilenet, --extend multistyle26, --distill-weight 50)",
+             "recipe (mobilenet, --extend multistyle26, --distill-weight 2000)",
     )  # fmt: skip
     loss.add_argument(
         "--vgg-weights", type=Path,
