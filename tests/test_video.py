@@ -54,6 +54,18 @@ def pan_frames(
     ]
 
 
+def write_audio_only(path: Path) -> Path:
+    """A file with one short silent AAC stream and no video."""
+    out = av.open(str(path), "w")
+    sound = out.add_stream("aac", rate=44100, layout="mono")
+    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    chunk.sample_rate, chunk.pts = 44100, 0
+    for packet in [*sound.encode(chunk), *sound.encode()]:
+        out.mux(packet)
+    out.close()
+    return path
+
+
 def write_clip(
     path: Path,
     frames: list[np.ndarray],
@@ -334,13 +346,7 @@ def bad_inputs(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     (d / "corrupt.mp4").write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)))
     (d / "empty.mp4").write_bytes(b"")
     (d / "text.mp4").write_text("not a video\n")
-    audio_only = av.open(str(d / "audio.m4a"), "w")
-    sound = audio_only.add_stream("aac", rate=44100, layout="mono")
-    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-    chunk.sample_rate, chunk.pts = 44100, 0
-    for packet in [*sound.encode(chunk), *sound.encode()]:
-        audio_only.mux(packet)
-    audio_only.close()
+    write_audio_only(d / "audio.m4a")
     no_frames = av.open(str(d / "no-frames.mkv"), "w", format="matroska")
     stream = no_frames.add_stream("ffv1", rate=24)
     stream.width, stream.height = 64, 48

@@ -25,7 +25,7 @@ from starlette.testclient import WebSocketDenialResponse
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from test_video import pan_frames, write_clip  # noqa: E402
+from test_video import pan_frames, write_audio_only, write_clip  # noqa: E402
 from web_support import WebServer  # noqa: E402
 
 from sdk.client import StyleClient  # noqa: E402
@@ -51,13 +51,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
     data = pan.read_bytes()
     (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (d / "corrupt.mp4").write_bytes(bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)))
-    audio_only = av.open(str(d / "audio.m4a"), "w")
-    sound = audio_only.add_stream("aac", rate=44100, layout="mono")
-    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-    chunk.sample_rate, chunk.pts = 44100, 0
-    for packet in [*sound.encode(chunk), *sound.encode()]:
-        audio_only.mux(packet)
-    audio_only.close()
+    write_audio_only(d / "audio.m4a")
     return {"pan": pan, **{p.stem: p for p in d.iterdir() if p != pan}}
 
 
