@@ -122,10 +122,7 @@ class TemporalBlender:
         import cv2
 
         h, w = content.shape[:2]
-        scale = min(1.0, _FLOW_SIDE / max(h, w))
-        small_size = (max(8, round(w * scale)), max(8, round(h * scale)))
-        grey = cv2.cvtColor(content, cv2.COLOR_RGB2GRAY)
-        small = grey if small_size == (w, h) else cv2.resize(grey, small_size, interpolation=cv2.INTER_AREA)
+        grey, small = _flow_inputs(content)
         cur_in = grey.astype(np.float32)
         cur_out = stylized.astype(np.float32)
         prev_out, prev_in, prev_small = self._prev_out, self._prev_in, self._prev_small
@@ -184,6 +181,47 @@ class TemporalBlender:
         inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
         mask *= inside
         return mask, map_x, map_y
+
+
+def _flow_inputs(content: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's luminance, full size and at the flow's resolution (at most ``_FLOW_SIDE``)."""
+    import cv2
+
+    h, w = content.shape[:2]
+    scale = min(1.0, _FLOW_SIDE / max(h, w))
+    small_size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    grey = cv2.cvtColor(content, cv2.COLOR_RGB2GRAY)
+    small = grey if small_size == (w, h) else cv2.resize(grey, small_size, interpolation=cv2.INTER_AREA)
+    return grey, small
+
+
+def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> float:
+    """How much a stylized clip flickers along its motion, on 0..255.
+
+    For each pair of consecutive frames, the motion is measured on the *inputs* (the flow and the
+    reliability checks of :class:`TemporalBlender`), the previous *output* is carried along it,
+    and the mean absolute difference to the current output is taken over the pixels whose
+    motion is reliable. ``warping_error(frames, frames)`` is the inputs' own figure: the floor
+    that noise and resampling leave. Frames are HxWx3 uint8, ``outputs[i]`` the size of
+    ``inputs[i]``; fewer than two frames score 0.
+    """
+    import cv2
+
+    blender = TemporalBlender(1.0)
+    errors: list[float] = []
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    for content, output in zip(inputs, outputs, strict=True):
+        _, small = _flow_inputs(np.ascontiguousarray(content[..., :3]))
+        out = output[..., :3].astype(np.float32)
+        if previous is not None and previous[1].shape == out.shape:
+            h, w = out.shape[:2]
+            mask, map_x, map_y = blender._reliable(small, previous[0], (w, h))
+            warped = cv2.remap(previous[1], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            weight = float(mask.sum())
+            if weight > 0:
+                errors.append(float((np.abs(out - warped).mean(axis=2) * mask).sum() / weight))
+        previous = (small, out)
+    return float(np.mean(errors)) if errors else 0.0
 
 
 @functools.lru_cache(maxsize=4)
@@ -781,4 +819,5 @@ __all__ = [
     "check_temporal",
     "stylize_frames",
     "stylize_video",
+    "warping_error",
 ]

@@ -95,3 +95,27 @@ def test_eval_command(tmp_path: Path, content_images: list[Path], painting: Path
     assert stylekit_main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("stylekit: error: 2 outputs") and "\n" not in err
+
+
+def test_eval_of_a_video(tmp_path: Path, photos: list[Path], painting: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from test_video import pan_frames, write_clip
+
+    frames = pan_frames(photos[0], 8, 96, 64)
+    clip = write_clip(tmp_path / "clip.mp4", frames)
+    base = ["eval", "--painting", str(painting), "--video", str(clip), "--json"]
+    assert stylekit_main([*base, "--style", "starry-night"]) == 0
+    styled = json.loads(capsys.readouterr().out)
+    assert len(styled["images"]) == 5 and styled["images"][0]["image"] == "frame 0"
+    assert styled["mean"]["style_gain"] > 0.2
+    assert styled["warping_error"] > 0 and styled["input_warping_error"] > 0
+
+    # The clip as its own "stylization": no style gained, the input's own flicker.
+    assert stylekit_main([*base, "--outputs", str(clip)]) == 0
+    itself = json.loads(capsys.readouterr().out)
+    assert itself["mean"]["style_gain"] == 0.0 and itself["mean"]["edges_kept"] == 1.0
+    assert itself["warping_error"] == pytest.approx(itself["input_warping_error"])
+
+    shorter = write_clip(tmp_path / "short.mp4", frames[:5])
+    assert stylekit_main([*base, "--outputs", str(shorter)]) == 2
+    assert "differ in frame count" in capsys.readouterr().err

@@ -33,7 +33,8 @@ write a contact sheet.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -291,6 +292,65 @@ def evaluate_style(style: StyleArg, photos: Sequence[ImageInput], painting: Imag
     return evaluate(work, [np.asarray(o.convert("RGB")) for o in outputs], painting, labels), outputs
 
 
+@dataclass(frozen=True)
+class VideoEvaluation:
+    """A stylized clip's scores: ``frames`` (evenly spaced frames, as for pictures) and how much
+    it flickers along its motion (:func:`sdk.video.warping_error`, on 0..255), next to the
+    input clip's own figure (the floor of noise and resampling)."""
+
+    frames: Evaluation
+    warping_error: float
+    input_warping_error: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.frames.to_dict(), "warping_error": self.warping_error,
+                "input_warping_error": self.input_warping_error}  # fmt: skip
+
+
+def _video_frames(path: Path, limit: int) -> Iterator[np.ndarray]:
+    import av
+
+    from sdk.errors import InvalidVideoError
+
+    try:
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i >= limit:
+                    return
+                yield work_picture(frame.to_ndarray(format="rgb24"))
+    except av.FFmpegError as exc:
+        raise InvalidVideoError(f"Video '{path.name}' cannot be read: {exc}") from None
+
+
+def evaluate_video(clip: str | os.PathLike[str], stylized: str | os.PathLike[str], painting: ImageInput,
+                   *, samples: int = 5, max_frames: int = 900) -> VideoEvaluation:  # fmt: skip
+    """Score the stylized clip ``stylized`` of ``clip`` against ``painting`` (the ``video`` extra).
+
+    Both are decoded frame by frame at the scores' working size (never a whole clip in memory),
+    up to ``max_frames``; ``samples`` evenly spaced frames get the picture scores.
+    """
+    from sdk import extras
+    from sdk.video import warping_error
+
+    extras.require("video", "stylekit eval --video")
+    src, out = Path(clip), Path(stylized)
+    # Each clip is decoded a few times (count, samples, flicker) rather than held in memory.
+    count = sum(1 for _ in _video_frames(src, max_frames))
+    if count != sum(1 for _ in _video_frames(out, max_frames)):
+        raise BadOptionError(f"{out.name} and {src.name} differ in frame count: not a stylization of it.")
+    if count == 0:
+        raise BadOptionError(f"{src.name} has no frames to score.")
+    picks = sorted({round(i * (count - 1) / max(1, samples - 1)) for i in range(min(samples, count))})
+    photos = [f for i, f in enumerate(_video_frames(src, max_frames)) if i in picks]
+    outputs = [f for i, f in enumerate(_video_frames(out, max_frames)) if i in picks]
+    frames = evaluate(photos, outputs, painting, [f"frame {i}" for i in picks])
+    return VideoEvaluation(
+        frames=frames,
+        warping_error=warping_error(_video_frames(src, max_frames), _video_frames(out, max_frames)),
+        input_warping_error=warping_error(_video_frames(src, max_frames), _video_frames(src, max_frames)),
+    )
+
+
 def _label(src: ImageInput) -> str:
     return Path(src).name if isinstance(src, (str, Path)) else type(src).__name__
 
@@ -343,11 +403,13 @@ __all__ = [
     "WORK_SIDE",
     "Evaluation",
     "Scores",
+    "VideoEvaluation",
     "colour_distance",
     "contact_sheet",
     "edges_kept",
     "evaluate",
     "evaluate_style",
+    "evaluate_video",
     "score",
     "srgb_to_lab",
     "table",

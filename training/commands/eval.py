@@ -3,6 +3,9 @@
 Either the pictures are given (``--outputs DIR``: each named after its photo, ``PHOTO.png`` or
 ``PHOTO-anything.png``), or ``--style NAME`` stylizes the photos first. Prints a table (or
 ``--json``) of the scores of :mod:`training.evaluate`; ``--sheet FILE`` writes a contact sheet.
+With ``--video CLIP`` instead of ``--photos``, ``--outputs`` is the stylized clip (or ``--style``
+makes it), a few frames get the picture scores, and the flicker along the clip's motion is
+printed next to the input's own.
 """
 
 from __future__ import annotations
@@ -15,16 +18,13 @@ from pathlib import Path
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--painting", type=Path, required=True, help="the style's painting")
-    parser.add_argument(
-        "--photos",
-        type=Path,
-        required=True,
-        help="a folder of photos (or one photo) the outputs were made from",
-    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--photos", type=Path, help="a folder of photos (or one photo) the outputs come from")
+    what.add_argument("--video", type=Path, help="a clip; --outputs is then its stylized clip")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--style", help="stylize the photos with this style first (a name, blend or package)")
     source.add_argument(
-        "--outputs", type=Path, help="a folder of stylized pictures, named after their photos"
+        "--outputs", type=Path, help="stylized pictures, named after their photos (a folder; --video: a clip)"
     )
     parser.add_argument(
         "--style-image", type=Path, help="--style arbitrary: its painting (default --painting)"
@@ -60,9 +60,38 @@ def _matching(photos: list[Path], outputs: Path) -> list[Path]:
     return matches
 
 
+def _run_video(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from sdk.errors import BadOptionError
+    from training import evaluate as ev
+
+    if args.sheet is not None:
+        raise BadOptionError("--sheet is for photos; with --video the scores are printed.")
+    with tempfile.TemporaryDirectory() as tmp:
+        stylized = args.outputs
+        if args.style is not None:
+            from sdk.video import stylize_video
+
+            stylized = Path(tmp) / "stylized.mp4"
+            stylize_video(args.video, stylized, args.style, style_image=args.style_image,
+                          max_side=ev.WORK_SIDE, device=args.device)  # fmt: skip
+        result = ev.evaluate_video(args.video, stylized, args.painting)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        print(ev.table(result.frames))
+        print(f"flicker (warping error along the motion, /255): {result.warping_error:.2f}; "
+              f"the input's own: {result.input_warping_error:.2f}")  # fmt: skip
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from training import evaluate as ev
 
+    if args.video is not None:
+        return _run_video(args)
     photos = _photos(args.photos)
     labels = [p.name for p in photos]
     if args.style is not None:
