@@ -58,7 +58,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--paintings", nargs="+", default=["wave", "the_scream", "composition_vii"])
     parser.add_argument("--steps", type=int, help="default: the offline recipe's")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, help="default: the offline recipe's")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--sheet", type=Path, help="write painting | photo | own | arbitrary rows here")
     args = parser.parse_args()

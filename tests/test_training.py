@@ -579,7 +579,7 @@ def test_offline_default_recipe_without_a_download(
     tmp_path: Path, photos: list[Path], style_images: list[Path], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    from training.recipes import EXTEND_LR, OFFLINE, OFFLINE_IMAGE_SIZE, OFFLINE_STEPS, resolve_recipe
+    from training.recipes import EXTEND_LR, OFFLINE, OFFLINE_STEPS, resolve_recipe
 
     monkeypatch.delenv(VGG_WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
@@ -611,12 +611,8 @@ def test_offline_default_recipe_without_a_download(
     johnson = resolve_recipe(cfg, torch.device("cpu"))
     assert (johnson.loss_network, johnson.extend, johnson.distill_weight) == ("vgg19", None, 0.0)
     assert johnson.lr == 1e-3
-    assert johnson.image_size == 64  # given: kept
     monkeypatch.delenv(VGG_WEIGHTS_ENV)
-    unset = dataclasses.replace(cfg, steps=None, image_size=None)
-    offline = resolve_recipe(unset, torch.device("cpu"))
-    assert (offline.steps, offline.image_size) == (OFFLINE_STEPS, OFFLINE_IMAGE_SIZE)
-    assert resolve_recipe(unset, torch.device("cuda")).image_size == 256 and unset.epochs is None
+    assert resolve_recipe(dataclasses.replace(cfg, steps=None), torch.device("cpu")).steps == OFFLINE_STEPS
     # Asked for by name, nothing is changed.
     named = dataclasses.replace(cfg, loss_network="mobilenet")
     assert resolve_recipe(named, torch.device("cpu")).extend is None

@@ -36,7 +36,7 @@ class TrainConfig:
     epochs: int | None = None  # default 2 when steps is None too
     steps: int | None = None  # total optimizer steps; wins over epochs
     batch_size: int = 4
-    image_size: int | None = None  # training crop side; default 256, 128 in the offline recipe
+    image_size: int = 256
     style_size: int | None = None  # long side of the style image; default image_size
     content_weight: float | None = None
     style_weight: float | None = None
@@ -90,15 +90,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_style_name(self.name)
-        positive: dict[str, float] = {"batch_size": self.batch_size,
+        positive: dict[str, float] = {"batch_size": self.batch_size, "image_size": self.image_size,
                     "checkpoint_every": self.checkpoint_every, "log_every": self.log_every}  # fmt: skip
-        for key in ("image_size", "lr"):  # None: the recipe's default (training.recipes)
-            if getattr(self, key) is not None:
-                positive[key] = getattr(self, key)
+        if self.lr is not None:
+            positive["lr"] = self.lr
         for key, value in positive.items():
             if value <= 0:
                 raise BadOptionError(f"--{key.replace('_', '-')} must be positive, got {value}.")
-        if self.image_size is not None and self.image_size % 4:
+        if self.image_size % 4:
             raise BadOptionError(f"--image-size must be a multiple of 4, got {self.image_size}.")
         if self.steps is not None and self.steps <= 0:
             raise BadOptionError(f"--steps must be positive, got {self.steps}.")

@@ -28,9 +28,6 @@ OFFLINE = {"loss_network": "mobilenet", "extend": "multistyle26", "distill_weigh
 OFFLINE_STEPS = 150
 #: Adam's learning rate when --lr is unset: a generator, and the ~1k numbers of a new row.
 DEFAULT_LR, EXTEND_LR = 1e-3, 1e-2
-#: The training crop when --image-size is unset: Johnson et al.'s 256, and the offline
-#: recipe's 128 (what was measured: docs/offline_training.md; 4x cheaper per step).
-DEFAULT_IMAGE_SIZE, OFFLINE_IMAGE_SIZE = 256, 128
 
 
 def vgg_weights_here(config: TrainConfig) -> bool:
@@ -43,7 +40,7 @@ def vgg_weights_here(config: TrainConfig) -> bool:
 
 
 def resolve_recipe(config: TrainConfig, device: torch.device) -> TrainConfig:
-    """``config`` with ``loss_network``, ``image_size`` and ``lr`` made concrete (module docstring)."""
+    """``config`` with ``loss_network`` and ``lr`` made concrete (see the module docstring)."""
     changes: dict[str, object] = {}
     if config.loss_network == "auto":
         if device.type != "cpu" or vgg_weights_here(config):
@@ -56,17 +53,12 @@ def resolve_recipe(config: TrainConfig, device: torch.device) -> TrainConfig:
                 changes["distill_weight"] = OFFLINE["distill_weight"]
             if config.steps is None and config.epochs is None:
                 changes["steps"] = OFFLINE_STEPS
-            if config.image_size is None:
-                changes["image_size"] = OFFLINE_IMAGE_SIZE
-    if config.image_size is None and "image_size" not in changes:
-        changes["image_size"] = DEFAULT_IMAGE_SIZE
     if config.lr is None:
         extend = changes.get("extend", config.extend)
         changes["lr"] = EXTEND_LR if extend is not None else DEFAULT_LR
     resolved = dataclasses.replace(config, **changes) if changes else config  # type: ignore[arg-type]
     if config.loss_network == "auto" and resolved.loss_network == OFFLINE["loss_network"]:
         length = f"--steps {resolved.steps}" if resolved.steps else f"--epochs {resolved.epochs}"
-        length += f" --image-size {resolved.image_size}"
         flags = (f"--loss-network mobilenet --extend {resolved.extend} "
                  f"--distill-weight {resolved.distill_weight:g} {length}")  # fmt: skip
         log.warning(
@@ -78,13 +70,4 @@ def resolve_recipe(config: TrainConfig, device: torch.device) -> TrainConfig:
     return resolved
 
 
-__all__ = [
-    "DEFAULT_IMAGE_SIZE",
-    "DEFAULT_LR",
-    "EXTEND_LR",
-    "OFFLINE",
-    "OFFLINE_IMAGE_SIZE",
-    "OFFLINE_STEPS",
-    "resolve_recipe",
-    "vgg_weights_here",
-]
+__all__ = ["DEFAULT_LR", "EXTEND_LR", "OFFLINE", "OFFLINE_STEPS", "resolve_recipe", "vgg_weights_here"]

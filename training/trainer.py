@@ -180,8 +180,6 @@ class Trainer:
         self.device = resolve_device(config.device, self.dist.local_rank)
         # "auto" loss network and unset lr made concrete; checkpoints record the result.
         config = self.config = resolve_recipe(config, self.device)
-        assert config.image_size is not None and config.lr is not None  # resolve_recipe sets them
-        self.image_size: int = config.image_size
         self._owns_process_group = False
         if self.dist.world_size > 1 and not dist.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -213,7 +211,7 @@ class Trainer:
         if workers is None:
             workers = 4 if self.device.type == "cuda" else 0
         self.loader = DataLoader(
-            ImageFolderDataset(self.files, self.image_size, random_crop=config.random_crop),
+            ImageFolderDataset(self.files, config.image_size, random_crop=config.random_crop),
             batch_size=config.batch_size,
             sampler=self.sampler,
             num_workers=workers,
@@ -234,6 +232,7 @@ class Trainer:
         self.generator.to(memory_format=self.memory_format)
         self.model: nn.Module = self._wrap(self.generator)
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        assert config.lr is not None  # resolve_recipe sets it
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr)
         # Loss scaling only matters for fp16; a disabled scaler is a no-op for bf16/fp32.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -251,7 +250,7 @@ class Trainer:
                 self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999)
             )
             # Real patches come from the style image at training scale (short side >= crop).
-            self.style_full = self._style_tensor(short_side=self.image_size)
+            self.style_full = self._style_tensor(short_side=config.image_size)
 
         self.teacher: ArbitraryTeacher | None = None
         if config.distill_weight > 0:
@@ -281,7 +280,7 @@ class Trainer:
 
     def _build_loss(self) -> tuple[PerceptualNetwork, PerceptualLoss]:
         cfg = self.config
-        style = self._style_tensor(long_side=cfg.style_size or self.image_size)
+        style = self._style_tensor(long_side=cfg.style_size or cfg.image_size)
         loss = build_perceptual_loss(cfg, style, self.device, self.memory_format)
         network = loss.network
         content_layers, style_layers = loss.content_layers, loss.style_layers

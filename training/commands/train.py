@@ -50,9 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=4)
-    opt.add_argument(
-        "--image-size", type=int, help="training crop side, a multiple of 4 (default 256; 128 offline)"
-    )
+    opt.add_argument("--image-size", type=int, default=256, help="training crop side (multiple of 4)")
     opt.add_argument("--style-size", type=int, help="long side of the style image (default --image-size)")
     opt.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3; 1e-2 with --extend)")
     opt.add_argument("--width", type=float, default=1.0, help="generator width multiplier (0.25 .. 1)")
@@ -63,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     loss.add_argument(
         "--loss-network", choices=("auto", *LOSS_NETWORKS), default="auto",
         help="auto: vgg19 on a GPU or with its weights here; on a CPU without them the offline "
-             "recipe (mobilenet, --extend multistyle26, --distill-weight 2000, 150 steps at 128 px)",
+             "recipe (mobilenet, --extend multistyle26, --distill-weight 2000, 150 steps)",
     )  # fmt: skip
     loss.add_argument(
         "--vgg-weights", type=Path,
