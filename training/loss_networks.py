@@ -168,13 +168,26 @@ def _missing_weights_error(arch: str, detail: str) -> WeightsNotFoundError:
     )
 
 
+def _named_weights(weights: str | os.PathLike[str] | None) -> tuple[Path, str] | None:
+    """The weights file the user named (``--vgg-weights``, then the environment) and where it was named."""
+    explicit = weights if weights is not None else settings.get(VGG_WEIGHTS_ENV)
+    if explicit is None:
+        return None
+    return Path(explicit).expanduser(), "--vgg-weights" if weights is not None else VGG_WEIGHTS_ENV
+
+
+def vgg_weights_on_machine(arch: str, weights: str | os.PathLike[str] | None = None) -> bool:
+    """Whether loading ``arch`` needs no download: a file is named (it is used, or the load fails
+    with a clear error) or torchvision's cache holds one. Nothing is fetched."""
+    return _named_weights(weights) is not None or torchvision_cache_path(arch).is_file()
+
+
 def _load_vgg_state(
     arch: str, weights: str | os.PathLike[str] | None, download: bool
 ) -> tuple[dict[str, torch.Tensor], str]:
-    explicit = weights if weights is not None else settings.get(VGG_WEIGHTS_ENV)
-    if explicit is not None:
-        path = Path(explicit).expanduser()
-        origin = "--vgg-weights" if weights is not None else VGG_WEIGHTS_ENV
+    named = _named_weights(weights)
+    if named is not None:
+        path, origin = named
         if not path.is_file():
             raise _missing_weights_error(arch, f"{origin} file {path} does not exist")
         try:
@@ -260,4 +273,5 @@ __all__ = [
     "torchvision_cache_path",
     "vgg_features",
     "vgg_layer_names",
+    "vgg_weights_on_machine",
 ]

@@ -16,8 +16,8 @@ import logging
 
 import torch
 
-from sdk import settings
 from training.config import TrainConfig
+from training.loss_networks import vgg_weights_on_machine
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +30,11 @@ OFFLINE_STEPS = 150
 DEFAULT_LR, EXTEND_LR = 1e-3, 1e-2
 
 
-def vgg_weights_here(config: TrainConfig) -> bool:
-    """Whether VGG-19 weights are named or cached on this machine (nothing is fetched)."""
-    from training.loss_networks import VGG_WEIGHTS_ENV, torchvision_cache_path
-
-    if config.vgg_weights is not None or settings.get(VGG_WEIGHTS_ENV):
-        return True  # named: used, or a clear error if the file is not there
-    return torchvision_cache_path("vgg19").is_file()
-
-
 def resolve_recipe(config: TrainConfig, device: torch.device) -> TrainConfig:
     """``config`` with ``loss_network`` and ``lr`` made concrete (see the module docstring)."""
     changes: dict[str, object] = {}
     if config.loss_network == "auto":
-        if device.type != "cpu" or vgg_weights_here(config):
+        if device.type != "cpu" or vgg_weights_on_machine("vgg19", config.vgg_weights):
             changes["loss_network"] = "vgg19"
         else:
             changes["loss_network"] = OFFLINE["loss_network"]
@@ -70,4 +61,4 @@ def resolve_recipe(config: TrainConfig, device: torch.device) -> TrainConfig:
     return resolved
 
 
-__all__ = ["DEFAULT_LR", "EXTEND_LR", "OFFLINE", "OFFLINE_STEPS", "resolve_recipe", "vgg_weights_here"]
+__all__ = ["DEFAULT_LR", "EXTEND_LR", "OFFLINE", "OFFLINE_STEPS", "resolve_recipe"]
