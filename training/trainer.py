@@ -382,7 +382,7 @@ class Trainer:
         with torch.no_grad():
             for _, rgb in self._eval_set:
                 x = imaging.to_tensor(rgb).to(self.device).contiguous(memory_format=self.memory_format)
-                outputs.append(imaging.to_uint8(self.generator(x).float().clamp(0, 1).cpu()))
+                outputs.append(imaging.to_uint8(self.generator(x).float().cpu()))  # clamps and rounds
         self.generator.train(was_training)
         labels = [name for name, _ in self._eval_set]
         mean = ev.evaluate([p for _, p in self._eval_set], outputs, cfg.style_image, labels).mean
