@@ -9,6 +9,7 @@ typed values here, so one rule holds on every path:
 - fractions are finite numbers: ``nan``, ``inf`` and ``1e309`` (which JSON decodes to inf) are
   refused rather than passed on;
 - on/off options are a bool, 0/1 or a word (true/false, yes/no, on/off);
+- ``scale`` is a finite number from :data:`MIN_SCALE` to :data:`MAX_SCALE`;
 - a style is a name (checked for length and printable characters, looked up by the caller in
   names and aliases only, never as a file) or a blend of names, written ``a=0.7,b=0.3``, as a
   JSON object, or as a mapping.
@@ -41,6 +42,10 @@ MAX_NAME_CHARS = 100
 MAX_BLEND = 64
 #: Blend weights are normalised; this bounds what a caller can write.
 MAX_WEIGHT = 1_000_000.0
+#: ``scale`` (stroke size: the network runs at the photo's size divided by it) is from
+#: MIN_SCALE to MAX_SCALE. The network's working size is also held to the image limits.
+MIN_SCALE = 0.25
+MAX_SCALE = 8.0
 
 _INT_RE = re.compile(r"[0-9]{1,9}", re.ASCII)
 _FLOAT_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?", re.ASCII)
@@ -210,8 +215,15 @@ def parse_format(value: object) -> str:
 
 @dataclass(frozen=True)
 class StyleRequest:
-    """One stylize request besides its photo: the style, the options, the style image. Checked
-    when made, so whoever receives one (engine, handler, client, web app) checks nothing again.
+    """One stylize request besides its photo: the style, the options, the style image, the
+    mask. Checked when made, so whoever receives one (engine, handler, client, web app) checks
+    nothing again.
+
+    ``scale`` sets the stroke size: the network paints the photo at its size divided by
+    ``scale`` and the result is brought back to the photo's size, guided by the photo's own
+    edges (:func:`sdk.imaging.guided_upsample`); 1 is the photo's own resolution. ``mask`` is
+    an image (any mode or size, brought to the photo's size): white takes the style, black
+    (or transparent) keeps the photo, or ``outside``'s style when one is named; grey blends.
 
     Made by :func:`parse_options` from what arrived as text or JSON, or directly in Python
     (numbers as numbers: text is the parsers' job). :meth:`to_fields` is its wire form, which
@@ -224,21 +236,24 @@ class StyleRequest:
     max_side: int | None = None
     format: str = "PNG"
     style_image: ImageInput | None = None  # the arbitrary kind's painting (bytes over the wire)
+    scale: float = 1.0
+    mask: ImageInput | None = None  # an image part over the wire, like style_image
+    outside: StyleChoice | None = None  # the style where the mask is black; needs a mask
 
     def __post_init__(self) -> None:
-        if self.style is not None and not isinstance(self.style, str):
-            if not isinstance(self.style, Mapping):
-                kind = type(self.style).__name__
-                raise BadOptionError(f"A style is a name or a blend of names, not {kind}.")
-            object.__setattr__(self, "style", check_blend(self.style))
-        elif isinstance(self.style, str) and not self.style.strip():
-            raise BadOptionError("A style name cannot be empty.")
+        if self.style is not None:
+            object.__setattr__(self, "style", _check_choice("style", self.style))
         object.__setattr__(self, "strength", check_number("strength", self.strength, 0.0, 1.0))
         if not isinstance(self.preserve_color, bool):
             raise BadOptionError(f"preserve_color must be True or False, not {shown(self.preserve_color)}.")
         if self.max_side is not None:
             object.__setattr__(self, "max_side", check_int("max_side", self.max_side, 1, MAX_SIDE))
         object.__setattr__(self, "format", parse_format(self.format))
+        object.__setattr__(self, "scale", check_number("scale", self.scale, MIN_SCALE, MAX_SCALE))
+        if self.outside is not None:
+            object.__setattr__(self, "outside", _check_choice("outside", self.outside))
+            if self.mask is None:
+                raise BadOptionError("outside= names the style where the mask is black; give a mask too.")
 
     def to_fields(self) -> dict[str, str]:
         """The request's options as text fields (a form, or ``X-Stylekit-*`` headers)."""
@@ -251,15 +266,33 @@ class StyleRequest:
             fields["style"] = encode_style(self.style)
         if self.max_side is not None:
             fields["max_side"] = str(self.max_side)
+        if self.scale != 1.0:
+            fields["scale"] = repr(self.scale)
+        if self.outside is not None:
+            fields["outside"] = encode_style(self.outside)
         return fields
 
 
+def _check_choice(what: str, value: object) -> StyleChoice:
+    """A style from Python code: a non-empty name, or a blend with numeric weights."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise BadOptionError("A style name cannot be empty." if what == "style" else
+                                 f"{what}= names a style; it cannot be empty.")  # fmt: skip
+        return value
+    if not isinstance(value, Mapping):
+        raise BadOptionError(f"A style is a name or a blend of names, not {type(value).__name__}.")
+    return check_blend(value)
+
+
 #: The option fields every wire front end reads, by the same names.
-OPTION_FIELDS = ("style", "strength", "preserve_color", "max_side", "format")
+OPTION_FIELDS = ("style", "strength", "preserve_color", "max_side", "format", "scale", "outside")
+#: The image parts a request carries besides the photo, by the same names on every front end.
+IMAGE_PARTS = ("style_image", "mask")
 
 
 def parse_options(fields: Mapping[str, object], *, ignore: Iterable[str] = (),
-                  style_image: bytes | None = None) -> StyleRequest:  # fmt: skip
+                  style_image: bytes | None = None, mask: bytes | None = None) -> StyleRequest:  # fmt: skip
     """Options from named fields (form fields, a JSON object, headers): each parsed by its rule.
 
     A field that is absent, None or empty text takes its default; a name that is neither an
@@ -281,6 +314,9 @@ def parse_options(fields: Mapping[str, object], *, ignore: Iterable[str] = (),
         max_side=field("max_side", parse_int, None),
         format=parse_format(given["format"]) if "format" in given else "PNG",
         style_image=style_image,
+        scale=field("scale", lambda n, v: parse_float(n, v, MIN_SCALE, MAX_SCALE), 1.0),
+        mask=mask,
+        outside=parse_style(given["outside"]) if "outside" in given else None,
     )
 
 
@@ -320,9 +356,12 @@ def encode_style(style: StyleChoice) -> str:
 
 
 __all__ = [
+    "IMAGE_PARTS",
     "MAX_BLEND",
     "MAX_NAME_CHARS",
+    "MAX_SCALE",
     "MAX_SIDE",
+    "MIN_SCALE",
     "OPTION_FIELDS",
     "StyleChoice",
     "StyleRequest",
