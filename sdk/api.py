@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sdk.errors import BadOptionError
@@ -45,6 +46,9 @@ class Backend(Protocol):
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
+        scale: float = 1.0,
+        mask: ImageInput | None = None,
+        outside: RemoteStyleArg | None = None,
     ) -> Image.Image: ...
 
 
@@ -80,6 +84,9 @@ def stylize(
     strength: float = 1.0,
     preserve_color: bool = False,
     max_side: int | None = None,
+    scale: float = 1.0,
+    mask: ImageInput | None = None,
+    outside: StyleArg | None = None,
     device: str = "auto",
     runner: str | None = None,
     backend: Backend | None = None,
@@ -89,15 +96,30 @@ def stylize(
     ``style``: a built-in or registered name or alias, a package file (``.pt``/``.json``), or a
     blend ``{"a": 0.7, "b": 0.3}`` of sub-styles of one network. ``style_image`` is the picture
     for the ``arbitrary`` style. ``strength`` in [0, 1] fades toward the photo;
-    ``preserve_color`` keeps the photo's colours. ``device``: ``auto`` (cuda > mps > cpu),
-    ``cpu``, ``cuda``, ``cuda:N``. ``runner``: ``auto``, ``compiled`` or ``torchscript``
+    ``preserve_color`` keeps the photo's colours. ``scale`` sets the stroke size: 2 paints
+    strokes twice as big (the network works at half the photo's size, and the result comes
+    back at full size guided by the photo's edges), 0.5 half as big; 1 (the default) runs at
+    the photo's resolution. ``mask`` is an image (any mode or size; resized to the photo):
+    white takes the style, black or transparent keeps the photo's pixels exactly, grey blends;
+    with ``outside`` (a second style, in any form ``style`` takes) black takes that style
+    instead. A mask that cannot be used raises :class:`~sdk.errors.InvalidMaskError`.
+    ``device``: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N``. ``runner``:
+    ``auto``, ``compiled`` or ``torchscript``
     (:mod:`sdk.runners`; None: ``STYLEKIT_RUNNER``, default ``auto``). With ``backend`` (e.g.
     ``StyleClient(url)``) the work is done there instead. Options are checked before any work;
     every user error raises a :class:`~sdk.errors.StylekitError` subclass.
     """
     # The Python edge: options are checked once, here, by making the request.
-    request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
-                           style_image=style_image)  # fmt: skip
+    if outside is not None and mask is None:
+        raise BadOptionError("outside= names the style where the mask is black; give a mask too.")
+    request = StyleRequest(
+        strength=strength,
+        preserve_color=preserve_color,
+        max_side=max_side,
+        style_image=style_image,
+        scale=scale,
+        mask=mask,
+    )
     if backend is not None:
         if device != "auto" or runner is not None:
             raise BadOptionError("device= and runner= apply to local stylization; a backend picks its own.")
@@ -108,9 +130,16 @@ def stylize(
             strength=request.strength,
             preserve_color=request.preserve_color,
             max_side=request.max_side,
+            scale=request.scale,
+            mask=mask,
+            outside=None if outside is None else _remote_style(outside),
         )
-    resolved = default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
-    return engine(device, runner).run(image, resolved, request)
+    registry = default_registry()
+    resolved = registry.resolve(style.name if isinstance(style, StyleInfo) else style)
+    if outside is None:
+        return engine(device, runner).run(image, resolved, request)
+    other = registry.resolve(outside.name if isinstance(outside, StyleInfo) else outside)
+    return engine(device, runner).run(image, resolved, replace(request, outside=other.label), other)
 
 
 def _remote_style(style: StyleArg) -> RemoteStyleArg:

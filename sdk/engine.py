@@ -155,6 +155,16 @@ class _Job:
     strength: float
     preserve_color: bool
     max_side: int | None
+    scale: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One request ready to run: its style's job, the ``outside`` style's job, the read mask."""
+
+    job: _Job
+    outside: _Job | None
+    mask: np.ndarray | None  # HxW uint8 at the mask's own size (imaging.read_mask)
 
 
 class Engine:
@@ -223,35 +233,53 @@ class Engine:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
+        scale: float = 1.0,
+        mask: ImageInput | None = None,
+        outside: ResolvedStyle | None = None,
     ) -> Image.Image:
         """Paint ``image`` in ``style``; returns a PIL image of the input's size (or ``max_side``).
 
-        ``style`` is resolved above the engine: ``StyleRegistry.resolve(name_or_blend)`` for
-        registered styles, ``StylePackage.resolve(...)`` within one package (``sdk.stylize``
-        does this for you). ``style_image`` is required by, and only allowed for, arbitrary
-        styles. Transparency is kept. The options are checked here, by making the
-        :class:`~sdk.wire.StyleRequest` that :meth:`run` takes.
+        ``style`` (and ``outside``) are resolved above the engine:
+        ``StyleRegistry.resolve(name_or_blend)`` for registered styles,
+        ``StylePackage.resolve(...)`` within one package (``sdk.stylize`` does this for you).
+        ``style_image`` is required by, and only allowed for, arbitrary styles. ``scale``,
+        ``mask`` and ``outside`` are :func:`sdk.stylize`'s. Transparency is kept. The options
+        are checked here, by making the :class:`~sdk.wire.StyleRequest` that :meth:`run` takes.
         """
-        request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
-                               style_image=style_image)  # fmt: skip
-        return self.run(image, style, request)
+        request = StyleRequest(
+            strength=strength,
+            preserve_color=preserve_color,
+            max_side=max_side,
+            style_image=style_image,
+            scale=scale,
+            mask=mask,
+            outside=None if outside is None else outside.label,
+        )
+        return self.run(image, style, request, outside)
 
-    def run(self, image: ImageInput | DecodedImage, style: ResolvedStyle,
-            request: StyleRequest) -> Image.Image:  # fmt: skip
-        """Run a resolved style on one image with a checked request (its ``style`` field is the
-        caller's: the engine runs ``style``)."""
-        return self._run_items(self._prepare(style, request), [self._decode(image)], batch=False)[0]
+    def run(self, image: ImageInput | DecodedImage, style: ResolvedStyle, request: StyleRequest,
+            outside: ResolvedStyle | None = None) -> Image.Image:  # fmt: skip
+        """Run a resolved style on one image with a checked request (its ``style`` and
+        ``outside`` fields are the caller's: the engine runs ``style``, and ``outside`` where
+        ``request.mask`` is black, both resolved above it)."""
+        return self._run_items(self._plan(style, request, outside), [self._decode(image)], batch=False)[0]
 
-    def run_batch(self, items: Sequence[ImageInput | DecodedImage], style: ResolvedStyle,
-                  request: StyleRequest) -> list[Image.Image]:  # fmt: skip
+    def run_batch(
+        self,
+        items: Sequence[ImageInput | DecodedImage],
+        style: ResolvedStyle,
+        request: StyleRequest,
+        outside: ResolvedStyle | None = None,
+    ) -> list[Image.Image]:
         """:meth:`run` for several images with one style and request; results in input order.
 
         On a GPU, images of the same size run as one tensor batch (up to ``pixel_budget``
-        pixels per batch); on the CPU, where batching does not pay, they run one by one.
+        pixels per batch); on the CPU, where batching does not pay, they run one by one. The
+        request's mask is fitted to each image.
         """
-        job = self._prepare(style, request)
+        plan = self._plan(style, request, outside)
         decoded = [self._decode(item) for item in items]
-        return self._run_items(job, decoded, batch=self.batch_same_size)
+        return self._run_items(plan, decoded, batch=self.batch_same_size)
 
     def dtype_for(self, package: StylePackage) -> torch.dtype:
         """The dtype this engine runs ``package`` in: float16 on CUDA where allowed, else float32."""
@@ -292,21 +320,42 @@ class Engine:
     def _decode(self, image: ImageInput | DecodedImage) -> DecodedImage:
         return image if isinstance(image, DecodedImage) else imaging.decode(image, self.limits)
 
-    def _prepare(self, resolved: ResolvedStyle, request: StyleRequest) -> _Job:
-        # The request was checked when it was made; what is left depends on the resolved kind.
-        style_image = request.style_image
-        if not isinstance(resolved, ResolvedStyle):
+    def _plan(self, style: ResolvedStyle, request: StyleRequest, outside: ResolvedStyle | None) -> _Plan:
+        # The request was checked when it was made; what is left depends on the resolved kinds.
+        styles = [style] if outside is None else [style, outside]
+        for resolved in styles:
+            if not isinstance(resolved, ResolvedStyle):
+                raise BadOptionError(
+                    f"The engine runs a resolved style, not {type(resolved).__name__}: use "
+                    "StyleRegistry.resolve(...) or StylePackage.resolve(...), or sdk.stylize()."
+                )
+        if (request.outside is None) != (outside is None):
             raise BadOptionError(
-                f"The engine runs a resolved style, not {type(resolved).__name__}: use "
-                "StyleRegistry.resolve(...) or StylePackage.resolve(...), or sdk.stylize()."
-            )
-        if resolved.kind == "arbitrary" and style_image is None:
-            raise BadOptionError(f"Style {resolved.label!r} is arbitrary: it needs a style image.")
-        if resolved.kind != "arbitrary" and style_image is not None:
+                "request.outside names the style where the mask is black: resolve it and pass it as "
+                "outside=, and only then." if outside is None else
+                "outside= is a second style for where the mask is black; the request must name it too."
+            )  # fmt: skip
+        if request.mask is None and outside is not None:
+            raise BadOptionError("outside= names the style where the mask is black; give a mask too.")
+        kinds = {resolved.kind for resolved in styles}
+        if "arbitrary" in kinds and request.style_image is None:
+            label = next(r.label for r in styles if r.kind == "arbitrary")
+            raise BadOptionError(f"Style {label!r} is arbitrary: it needs a style image.")
+        if "arbitrary" not in kinds and request.style_image is not None:
             raise BadOptionError(
-                f"Style {resolved.label!r} is {resolved.kind}; only an arbitrary style takes a style image."
+                f"Style {style.label!r} is {style.kind}; only an arbitrary style takes a style image."
             )
-        style_decoded = None if style_image is None else self._decode(style_image)
+        mask = None if request.mask is None else imaging.read_mask(request.mask, self.limits)
+        painting = None if request.style_image is None else self._decode(request.style_image)
+        return _Plan(
+            job=self._prepare(style, request, painting),
+            outside=None if outside is None else self._prepare(outside, request, painting),
+            mask=mask,
+        )
+
+    def _prepare(
+        self, resolved: ResolvedStyle, request: StyleRequest, style_decoded: DecodedImage | None
+    ) -> _Job:
         model = self.load(resolved.package)
         with torch.inference_mode():
             if isinstance(model, ArbitraryModel):
@@ -320,25 +369,50 @@ class Engine:
             else:  # pragma: no cover - _MODEL_CLASSES covers every kind
                 raise StylePackageError(f"Style {resolved.label!r} has unsupported kind {resolved.kind!r}.")
         log.debug("stylizing with %s on %s", resolved.label, self.device)
-        return _Job(model, fn, request.strength, request.preserve_color, request.max_side)
+        return _Job(model, fn, request.strength, request.preserve_color, request.max_side, request.scale)
 
-    def _run_items(self, job: _Job, items: list[DecodedImage], *, batch: bool) -> list[Image.Image]:
-        items = [imaging.resize_max_side(d, job.max_side) for d in items]
+    def _run_items(self, plan: _Plan, items: list[DecodedImage], *, batch: bool) -> list[Image.Image]:
+        items = [imaging.resize_max_side(d, plan.job.max_side) for d in items]
+        masks = None if plan.mask is None else [imaging.fit_mask(plan.mask, d.size) for d in items]
+        styled = self._styled(plan.job, items, batch=batch)
+        # Without a second style, the photo itself is what the mask keeps where it is black.
+        others = (
+            [d.rgb for d in items] if plan.outside is None else self._styled(plan.outside, items, batch=batch)
+        )
+        results = []
+        for i, d in enumerate(items):
+            out = styled[i] if masks is None else imaging.apply_mask(styled[i], others[i], masks[i])
+            results.append(imaging.finish(out, d))
+        return results
+
+    def _styled(self, job: _Job, items: list[DecodedImage], *, batch: bool) -> list[np.ndarray]:
+        """Each image painted in the job's style at its size, colour and strength applied."""
+        # scale != 1: the network works on the photo resized by 1/scale (imaging.work_size).
+        work = [d.rgb for d in items]
+        if job.scale != 1.0:
+            sizes = [imaging.work_size(d.size, job.scale) for d in items]
+            for size in sizes:
+                imaging.check_work_size(size, job.scale, self.limits)
+            work = [imaging.resize_rgb(d.rgb, size) for d, size in zip(items, sizes, strict=True)]
         outputs: list[np.ndarray | None] = [None] * len(items)
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, d in enumerate(items):
-            groups.setdefault(d.size, []).append(i)
+        for i, rgb in enumerate(work):
+            groups.setdefault((rgb.shape[1], rgb.shape[0]), []).append(i)
         with torch.inference_mode():
             for (w, h), indices in groups.items():
                 per_batch = max(1, self.pixel_budget // (w * h)) if batch else 1
                 for start in range(0, len(indices), per_batch):
                     chunk = indices[start : start + per_batch]
-                    for i, rgb in zip(chunk, self._run_rgb(job, [items[i].rgb for i in chunk]), strict=True):
+                    for i, rgb in zip(chunk, self._run_rgb(job, [work[i] for i in chunk]), strict=True):
                         outputs[i] = rgb
         results = []
-        for d, out in zip(items, outputs, strict=True):
+        for d, small, out in zip(items, work, outputs, strict=True):
             assert out is not None  # every index belongs to one group
-            results.append(self._finish(job, d, out))
+            if job.scale > 1.0:
+                out = imaging.guided_upsample(out, small, d.rgb)
+            elif job.scale < 1.0:
+                out = imaging.resize_rgb(out, d.size)  # painted larger: shrinking keeps it sharp
+            results.append(self._colour(job, d, out))
         return results
 
     def _run_rgb(self, job: _Job, rgbs: list[np.ndarray]) -> list[np.ndarray]:
@@ -386,12 +460,12 @@ class Engine:
         return imaging.unpad(job.fn(x), pads)
 
     @staticmethod
-    def _finish(job: _Job, decoded: DecodedImage, out: np.ndarray) -> Image.Image:
+    def _colour(job: _Job, decoded: DecodedImage, out: np.ndarray) -> np.ndarray:
         if job.preserve_color:
             out = imaging.preserve_color(decoded.rgb, out)
         if job.strength < 1.0:
             out = imaging.blend(decoded.rgb, out, job.strength)
-        return imaging.finish(out, decoded)
+        return out
 
 
 def _writable(arr: np.ndarray) -> np.ndarray:

@@ -40,6 +40,15 @@ class InvalidVideoError(InvalidImageError):
     code = "invalid_video"
 
 
+class InvalidMaskError(InvalidImageError):
+    """A ``mask=`` that cannot be used: unreadable, empty, or not the photo's aspect ratio.
+
+    A kind of :class:`InvalidImageError`, answered with 400 like a bad photo.
+    """
+
+    code = "invalid_mask"
+
+
 class ImageTooLargeError(InvalidImageError):
     """The image exceeds a configured limit (bytes, pixels, side) or is a decompression bomb."""
 
@@ -158,6 +167,7 @@ __all__ = [
     "DuplicateStyleError",
     "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidMaskError",
     "InvalidVideoError",
     "PluginError",
     "ServerError",

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from sdk import settings, wire
-from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, StylekitError
+from sdk.errors import BadOptionError, ImageTooLargeError, InvalidImageError, InvalidMaskError, StylekitError
 from sdk.formats import MIME, format_from_name, mime_type, normalise_format
 
 if TYPE_CHECKING:
@@ -117,8 +117,10 @@ class DecodedImage:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode(src: ImageInput, limits: ImageLimits | None = None) -> DecodedImage:
+def decode(src: ImageInput, limits: ImageLimits | None = None, *, label: str | None = None) -> DecodedImage:
     """Decode a path, bytes, binary file object, PIL image or uint8 array into RGB + alpha.
+
+    ``label`` names bytes and file objects in messages ("the mask"); default "the image data".
 
     Animated images (GIF, APNG, WebP, MPO) give their first frame. Raises
     :class:`InvalidImageError` for anything that is not a readable image and
@@ -135,11 +137,11 @@ def decode(src: ImageInput, limits: ImageLimits | None = None) -> DecodedImage:
         return _decode_path(Path(src), lim)
     if isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
-        return _decode_bytes(data, "the image data", lim)
+        return _decode_bytes(data, label or "the image data", lim)
     read = getattr(src, "read", None)
     if callable(read):
         name = getattr(src, "name", None)
-        label = f"'{name}'" if isinstance(name, str) and name else "the uploaded file"
+        label = f"'{name}'" if isinstance(name, str) and name else (label or "the uploaded file")
         chunk = read(lim.max_bytes + 1)
         if not isinstance(chunk, (bytes, bytearray)):
             raise InvalidImageError(f"Cannot read an image from {label}: it is open in text mode.")
@@ -828,6 +830,185 @@ def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- stroke size (scale=)
+
+# guided_upsample's local linear fit: a (2r+1)^2 window of network pixels, and how much photo
+# contrast a window needs before the style is taken to follow the photo there (eps is a
+# variance in [0, 1]^2 units: 0.02^2, about 5 grey levels).
+GUIDED_RADIUS = 1
+GUIDED_EPS = 4e-4
+# The fitted gain is bounded so noise in a nearly flat window cannot amplify photo detail.
+GUIDED_MAX_GAIN = 2.0
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 on sRGB values, as Pillow's "L"
+
+
+def work_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The size the network paints at for ``scale``: the photo's size divided by it (>= 1 px)."""
+    scale = wire.check_number("scale", scale, wire.MIN_SCALE, wire.MAX_SCALE)
+    w, h = size
+    return max(1, round(w / scale)), max(1, round(h / scale))
+
+
+def check_work_size(size: tuple[int, int], scale: float, limits: ImageLimits | None = None) -> None:
+    """Refuse a ``scale`` below 1 that would make the network's working image larger than the
+    image limits allow (the same limits a decoded photo is held to)."""
+    lim = limits if limits is not None else ImageLimits.from_env()
+    _check_dimensions(size, f"at scale={scale:g} the network's working image", lim)
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An HxWx3 uint8 array resized to ``size`` (width, height) with the pipeline's filter."""
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
+    return np.asarray(_resize(Image.fromarray(rgb, "RGB"), size))
+
+
+def guided_upsample(styled: np.ndarray, small_photo: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """Bring a result painted at a reduced size back to the photo's size, keeping its edges sharp.
+
+    ``styled`` is what the network made of ``small_photo`` (the photo resized to the working
+    size); ``photo`` is the full-resolution guide. A plain resize of ``styled`` would blur the
+    photo's edges along with the strokes. Instead, like the guided filter (He et al.), the
+    output is taken to be locally linear in the photo's luminance: in each small window of the
+    working image a least-squares fit gives, per channel, how strongly the style follows the
+    photo there (the gain ``a``). The result is the smoothly upsampled ``styled`` plus ``a``
+    times the photo detail that the reduction removed (full-resolution luminance minus the
+    upsampled reduced luminance). Where the style follows the photo's edges, those edges come
+    back at full resolution; where it does not (flat areas, the strokes themselves), ``a`` is
+    near 0 and the strokes are kept as painted. Works in bands of rows: memory beyond the
+    output is a few working-size channels and one band.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    (h, w), (big_h, big_w) = styled.shape[:2], photo.shape[:2]
+    if small_photo.shape != styled.shape:
+        raise BadOptionError(
+            f"guided_upsample: styled {styled.shape} and small_photo {small_photo.shape} differ."
+        )
+    r = GUIDED_RADIUS
+
+    def box(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(t[None], (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)[0]
+
+    p = torch.from_numpy(_c_order(styled)).permute(2, 0, 1).float().div_(255.0)  # [3, h, w]
+    y = _luma(small_photo)  # [1, h, w]
+    mean_y, mean_p = box(y), box(p)
+    var_y = box(y * y) - mean_y * mean_y
+    gain = (box(y * p) - mean_y * mean_p) / (var_y.clamp_min(0.0) + GUIDED_EPS)
+    gain = box(gain.clamp_(-GUIDED_MAX_GAIN, GUIDED_MAX_GAIN))
+    del mean_p, var_y
+    rows, cols = _linear_taps(big_h, h), _linear_taps(big_w, w)
+    out = np.empty((big_h, big_w, 3), dtype=np.uint8)
+    band = max(1, 2**20 // max(1, big_w))
+    for r0 in range(0, big_h, band):
+        span = slice(r0, min(big_h, r0 + band))
+        detail = _luma(photo[span]) - _upsample_rows(y, rows, cols, span)
+        q = _upsample_rows(p, rows, cols, span).add_(_upsample_rows(gain, rows, cols, span).mul_(detail))
+        _store_uint8(q, out[span], scratch=True)
+    return out
+
+
+def _c_order(arr: np.ndarray) -> np.ndarray:
+    return arr if arr.flags.c_contiguous and arr.flags.writeable else np.array(arr, order="C")
+
+
+def _luma(rgb: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> [1, H, W] float32 luminance in [0, 1]."""
+    import torch
+
+    t = torch.from_numpy(_c_order(rgb)).float()
+    weights = torch.tensor(_LUMA, dtype=torch.float32) / 255.0
+    return (t @ weights).unsqueeze(0)
+
+
+_Taps = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]
+
+
+def _linear_taps(n_out: int, n_in: int) -> _Taps:
+    """Source indices and weights of linear interpolation from ``n_in`` to ``n_out`` samples
+    (pixel centres aligned, edges clamped: what ``interpolate(..., align_corners=False)`` does)."""
+    import torch
+
+    pos = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp_(0, n_in - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp_(max=n_in - 1)
+    return lo, hi, (pos - lo).float()
+
+
+def _upsample_rows(low: torch.Tensor, rows: _Taps, cols: _Taps, span: slice) -> torch.Tensor:
+    """Rows ``span`` of ``low`` [C, h, w] linearly upsampled to the full size: [C, band, W]."""
+    lo, hi, t = (v[span] for v in rows)
+    t = t.view(1, -1, 1)
+    v = low.index_select(1, lo).mul_(1 - t).add_(low.index_select(1, hi).mul_(t))
+    c_lo, c_hi, c_t = cols
+    return v.index_select(2, c_lo).mul_(1 - c_t).add_(v.index_select(2, c_hi).mul_(c_t))
+
+
+# --------------------------------------------------------------------------- regions (mask=)
+
+# A mask may differ from the photo's aspect ratio by this much (rounding when it was resized).
+MASK_ASPECT_TOLERANCE = 0.02
+
+
+def read_mask(src: ImageInput, limits: ImageLimits | None = None) -> np.ndarray:
+    """Decode a mask: any image :func:`decode` reads, any mode -> HxW ``uint8`` at its own size.
+
+    A mask's value is its luminance times its alpha: white takes the style, black or
+    transparent keeps the photo, grey blends. An HxW ``uint8`` array is taken as it is (a
+    mask already read). Unreadable or empty input raises :class:`InvalidMaskError`.
+    """
+    if isinstance(src, np.ndarray) and src.ndim == 2 and src.dtype == np.uint8 and src.size:
+        return src
+    try:
+        decoded = decode(src, limits, label="the mask")
+    except ImageTooLargeError:
+        raise
+    except InvalidImageError as exc:
+        # The same sentence, as the mask's own error (a path's message names the file).
+        raise InvalidMaskError(exc.message if "mask" in exc.message else f"The mask: {exc.message}") from None
+    value = np.asarray(Image.fromarray(decoded.rgb, "RGB").convert("L"))
+    if decoded.alpha is not None:
+        value = ((value.astype(np.uint16) * decoded.alpha + 127) // 255).astype(np.uint8)
+    return value
+
+
+def fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask from :func:`read_mask` brought to ``size`` (width, height), softly (area average
+    when shrinking, linear when enlarging); its aspect ratio must match within
+    :data:`MASK_ASPECT_TOLERANCE` (or one pixel, for tiny images)."""
+    h, w = mask.shape
+    width, height = size
+    expected = w * height / width  # the mask's height if it had the photo's aspect ratio
+    if abs(h - expected) > max(1.0, MASK_ASPECT_TOLERANCE * expected):
+        raise InvalidMaskError(
+            f"The mask is {w}x{h} but the photo is {width}x{height}: a mask needs the photo's aspect "
+            f"ratio (within {MASK_ASPECT_TOLERANCE:.0%}); it is resized to the photo."
+        )
+    if (w, h) == size:
+        return mask
+    return np.asarray(Image.fromarray(mask, "L").resize(size, Image.Resampling.BILINEAR))
+
+
+def apply_mask(inside: np.ndarray, outside: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``inside`` where ``mask`` is 255, ``outside`` where it is 0, exactly; a blend between.
+
+    Integer arithmetic in bands of rows: no full-size float buffer, and the ends are exact.
+    """
+    _same_shape(inside, outside, "apply_mask")
+    if mask.shape != inside.shape[:2] or mask.dtype != np.uint8:
+        raise BadOptionError(
+            f"apply_mask needs an HxW uint8 mask of {inside.shape[:2]}, not {mask.dtype} {mask.shape}."
+        )
+    out = np.empty_like(inside)
+    band = max(1, 2**20 // max(1, inside.shape[1]))
+    for r0 in range(0, inside.shape[0], band):
+        m = mask[r0 : r0 + band, :, None].astype(np.uint16)
+        mixed = inside[r0 : r0 + band] * m + outside[r0 : r0 + band] * (255 - m) + 127
+        out[r0 : r0 + band] = mixed // 255
+    return out
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -901,27 +1082,38 @@ def _flatten_for_jpeg(img: Image.Image) -> Image.Image:
 
 __all__ = [
     "DECODE_FORMATS",
+    "GUIDED_EPS",
+    "GUIDED_MAX_GAIN",
+    "GUIDED_RADIUS",
     "GUIDE_SIGMA",
     "JPEG_BACKGROUND",
+    "MASK_ASPECT_TOLERANCE",
     "MIME",
     "MIN_MODEL_SIDE",
     "DecodedImage",
     "ImageInput",
     "ImageLimits",
+    "apply_mask",
     "blend",
+    "check_work_size",
     "decode",
     "encode",
     "finish",
+    "fit_mask",
     "format_from_name",
+    "guided_upsample",
     "mime_type",
     "needs_tiling",
     "pad_to_multiple",
     "preserve_color",
+    "read_mask",
     "resize_max_side",
+    "resize_rgb",
     "run_tiled",
     "run_tiled_uint8",
     "tile_spans",
     "to_tensor",
     "to_uint8",
     "unpad",
+    "work_size",
 ]

@@ -185,12 +185,17 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
     return total / 3
 
 
-def _edge_map(rgb: np.ndarray) -> np.ndarray:
+def _gradient(rgb: np.ndarray) -> torch.Tensor:
+    """Sobel gradient magnitude of the mean of the channels: [H, W] float32."""
     grey = torch.from_numpy(rgb.astype(np.float32).mean(axis=2))[None, None]
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
     kernels = torch.stack([kx, kx.T])[:, None]
     g = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)
-    magnitude = g.pow(2).sum(1)[0].sqrt().numpy()
+    return g.pow(2).sum(1)[0].sqrt()
+
+
+def _edge_map(rgb: np.ndarray) -> np.ndarray:
+    magnitude = _gradient(rgb).numpy()
     threshold = np.quantile(magnitude, 1.0 - _EDGE_SHARE)
     # >=: where over a tenth of the picture is edge, the quantile is the top value itself.
     edges: np.ndarray = (magnitude >= threshold) & (magnitude > 1e-6)
@@ -203,6 +208,61 @@ def edges_kept(photo: np.ndarray, output: np.ndarray) -> float:
     if not mine.any():
         return 1.0  # a flat photo has no edges to lose
     return float((mine & _edge_map(output)).sum() / mine.sum())
+
+
+# --------------------------------------------------------------------------- stroke size (scale=)
+# These two compare pictures at their own (full) size, not at WORK_SIDE: they are about detail.
+
+
+def edge_ssim(photo: np.ndarray, output: np.ndarray) -> float:
+    """SSIM (Gaussian window, sigma 1.5) between the Sobel gradient magnitudes of ``photo`` and
+    ``output`` (same size): how well the output keeps the photo's edges where they are. 1: the
+    same edges; an output that blurs them, or draws its own elsewhere, scores lower."""
+    if photo.shape != output.shape:
+        raise BadOptionError(f"edge_ssim compares pictures of one size, not {photo.shape}, {output.shape}.")
+    a, b = _gradient(photo)[None, None], _gradient(output)[None, None]
+    radius = 5
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-(x**2) / (2 * 1.5**2))
+    g = (g / g.sum())[None, None]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = F.conv2d(F.pad(t, (radius, radius, 0, 0), mode="replicate"), g[..., None, :])
+        return F.conv2d(F.pad(t, (0, 0, radius, radius), mode="replicate"), g[..., :, None])
+
+    top = float(torch.maximum(a.max(), b.max()).clamp_min(1e-6))
+    c1, c2 = (0.01 * top) ** 2, (0.03 * top) ** 2
+    ma, mb = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
+    ssim = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return float(ssim.mean())
+
+
+def power_spectrum(rgb: np.ndarray, bins: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The radially averaged power spectrum of a picture's luminance (mean removed, Hann window):
+    ``(frequencies in cycles per pixel, from 0 to 0.5; mean power in each ring)``."""
+    y = np.asarray(Image.fromarray(rgb, "RGB").convert("L"), dtype=np.float64)
+    y = y - y.mean()
+    h, w = y.shape
+    power = np.abs(np.fft.fft2(y * np.outer(np.hanning(h), np.hanning(w)))) ** 2
+    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
+    edges = np.linspace(0.0, 0.5, bins + 1)
+    ring = np.digitize(radius.ravel(), edges) - 1
+    inside = ring < bins  # the corners beyond 0.5 cycles/pixel are left out
+    total = np.bincount(ring[inside], power.ravel()[inside], bins)
+    count = np.bincount(ring[inside], minlength=bins)
+    return (edges[1:] + edges[:-1]) / 2, total / np.maximum(count, 1)
+
+
+def stroke_frequency(output: np.ndarray, photo: np.ndarray) -> float:
+    """The frequency (cycles per pixel) where the output's power spectrum rises most above the
+    photo's: the style's own texture, its brush strokes. Any photo's spectrum falls off as
+    about 1/f^2, so the output's raw spectrum peaks at the lowest frequency whatever the
+    strokes; divided by the photo's, the peak is the strokes' scale. Larger strokes: lower."""
+    freqs, mine = power_spectrum(output)
+    _, theirs = power_spectrum(photo)
+    ratio = mine[1:] / np.maximum(theirs[1:], 1e-12)  # the first ring holds the mean's leakage
+    return float(freqs[1:][int(np.argmax(ratio))])
 
 
 def _relative(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
