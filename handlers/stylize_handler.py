@@ -9,14 +9,21 @@ A request is one image, sent as
 - the raw body (``Content-Type: image/jpeg``, ``image/png``, ...), options in ``X-Stylekit-*``
   headers (``X-Stylekit-Style: starry-night``, ``X-Stylekit-Strength: 0.8``, ...);
 - a multipart form: the image in the field ``image`` (or ``data``/``file``), the style image of
-  the arbitrary kind in ``style_image``, options as further fields;
-- a JSON object: ``{"image": "<base64>", "style": "starry-night", "strength": 0.8, ...}``.
+  the arbitrary kind in ``style_image``, the mask in ``mask``, options as further fields;
+- a JSON object: ``{"image": "<base64>", "style": "starry-night", "strength": 0.8, ...}``
+  (``style_image`` and ``mask`` as base64 too).
+A raw body is the photo alone: headers carry options, never a style image or a mask.
 
 Options, read by ``sdk.wire`` as every front end reads them: ``style`` (one of this package's
 names or aliases, never a file; or a blend ``{"starry-night": 0.7, "red-storm": 0.3}``, a JSON
 string in form fields and headers), ``strength`` (a finite number, 0..1), ``preserve_color``
-(bool), ``format`` (PNG, JPEG, WEBP), ``max_side`` (whole number, 1..20000), ``style_image``
-(arbitrary kind).
+(bool), ``format`` (PNG, JPEG, WEBP), ``max_side`` (whole number, 1..20000), ``scale`` (stroke
+size, a finite number 0.25..8: the network paints at the photo's size divided by it, the
+answer has the photo's size), ``outside`` (a style or blend of this package, like ``style``:
+what the mask's black takes instead of the photo; needs a mask). Image parts: ``style_image``
+(arbitrary kind) and ``mask`` (any image mode and size, resized to the photo: white takes the
+style, black or transparent keeps the photo's pixels, grey blends; a bad mask is a 400
+``invalid_mask``).
 The answer is the encoded image with its content type, or for a bad item a JSON error body
 (``StylekitError.to_dict()``) with its own 4xx status while the rest of the batch succeeds.
 
@@ -42,7 +49,7 @@ from handlers.requests import Item, parse_request
 from sdk import imaging
 from sdk.allocator import keep_freed_memory
 from sdk.engine import Engine
-from sdk.errors import StylekitError
+from sdk.errors import InvalidMaskError, StylekitError
 from sdk.info import StyleInfo
 from sdk.package import ResolvedStyle, StylePackage, read_package
 
@@ -51,6 +58,8 @@ log = logging.getLogger(__name__)
 WARMUP_SIDE = 64
 # One item of a batch, ready to run: its index in the batch, its request, its decoded image.
 Member = tuple[int, Item, imaging.DecodedImage]
+# The style where the mask is white, and the one where it is black (None: the photo).
+Styles = tuple[ResolvedStyle, ResolvedStyle | None]
 # What a client is told when something unforeseen fails: no detail of the server's insides.
 INTERNAL_ERROR = "Stylizing this image failed on the server."
 
@@ -125,18 +134,18 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         start = time.perf_counter()
         out: list[bytes | str | None] = [None] * len(data)
         # Parse and decode each item on its own, so a bad one is answered alone...
-        groups: dict[tuple[Any, ...], tuple[ResolvedStyle, list[Member]]] = {}
+        groups: dict[tuple[Any, ...], tuple[Styles, list[Member]]] = {}
         headers = [context.get_all_request_header(idx) for idx in range(len(data))]
         for idx, prepared in enumerate(self._codec_pool.map(self._prepare, data, headers)):
             if isinstance(prepared, StylekitError):
                 out[idx] = self._error(context, idx, prepared)
                 continue
-            req, decoded, style = prepared
-            groups.setdefault(_group_key(req, style), (style, []))[1].append((idx, req, decoded))
+            req, decoded, styles = prepared
+            groups.setdefault(_group_key(req, styles), (styles, []))[1].append((idx, req, decoded))
         # ...and run the good ones with equal options together (the engine batches equal sizes on a GPU).
         log.info("batch of %d request(s), %d option group(s)", len(data), len(groups))
-        for style, members in groups.values():
-            for idx, body in self._run_group(style, members):
+        for styles, members in groups.values():
+            for idx, body in self._run_group(styles, members):
                 if isinstance(body, StylekitError):
                     out[idx] = self._error(context, idx, body)
                 else:
@@ -147,10 +156,14 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
 
     def _prepare(
         self, item: dict[str, Any], headers: Any
-    ) -> tuple[Item, imaging.DecodedImage, ResolvedStyle] | StylekitError:
+    ) -> tuple[Item, imaging.DecodedImage, Styles] | StylekitError:
         try:
             req = parse_request(item, headers)
-            return req, imaging.decode(req.image, self.engine.limits), self.package.resolve(req.request.style)
+            decoded = imaging.decode(req.image, self.engine.limits)
+            # Both styles are names of this package (an unknown one is the same 404 for each).
+            style = self.package.resolve(req.request.style)
+            outside = req.request.outside
+            return req, decoded, (style, None if outside is None else self.package.resolve(outside))
         except StylekitError as exc:
             return exc
         except Exception:
@@ -158,21 +171,26 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
             log.exception("reading a request failed")
             return StylekitError(INTERNAL_ERROR)
 
-    def _run_group(
-        self, style: ResolvedStyle, members: list[Member]
-    ) -> list[tuple[int, bytes | StylekitError]]:
+    def _run_group(self, styles: Styles, members: list[Member]) -> list[tuple[int, bytes | StylekitError]]:
         request = members[0][1].request  # equal for the whole group (_group_key)
+        style, outside = styles
         try:
-            images = self.engine.run_batch([decoded for _, _, decoded in members], style, request)
+            images = self.engine.run_batch([decoded for _, _, decoded in members], style, request, outside)
             encoded = self._codec_pool.map(imaging.encode, images, [request.format] * len(images))
             return [(idx, body) for (idx, _, _), body in zip(members, encoded, strict=True)]
+        except InvalidMaskError as exc:
+            if len(members) > 1:
+                # A mask fits a photo or not by its aspect ratio: one photo of the group may be
+                # refused where the others are not, so each is answered for itself.
+                return [pair for member in members for pair in self._run_group(styles, [member])]
+            return [(members[0][0], exc)]
         except StylekitError as exc:
             # Options are shared by the group, so an option error is every member's error.
             return [(idx, exc) for idx, _, _ in members]
         except Exception:
             if len(members) > 1:
                 # Find the one image that breaks (e.g. out of memory) and answer the rest.
-                return [pair for member in members for pair in self._run_group(style, [member])]
+                return [pair for member in members for pair in self._run_group(styles, [member])]
             log.exception("stylizing item %d failed", members[0][0])
             return [(members[0][0], StylekitError(INTERNAL_ERROR))]
 
@@ -191,10 +209,17 @@ class StylizeHandler(BaseHandler):  # type: ignore[misc]  # BaseHandler is untyp
         return json.dumps(body)
 
 
-def _group_key(item: Item, style: ResolvedStyle) -> tuple[Any, ...]:
-    """Requests with equal keys can share one ``run_batch`` call."""
+def _group_key(item: Item, styles: Styles) -> tuple[Any, ...]:
+    """Requests with equal keys can share one ``run_batch`` call: one style (and outside
+    style), one painting, one mask, equal options."""
     req = item.request
-    painting = req.style_image
-    style_image = hashlib.sha256(painting).hexdigest() if isinstance(painting, bytes) else None
-    return (style.package.manifest.model_file, style.weights, style_image, req.strength, req.preserve_color,
-            req.max_side, req.format)  # fmt: skip
+    style, outside = styles
+    return (style.package.manifest.model_file, style.weights, _digest(req.style_image), req.strength,
+            req.preserve_color, req.max_side, req.format, req.scale,
+            None if outside is None else (outside.package.manifest.model_file, outside.weights),
+            _digest(req.mask))  # fmt: skip
+
+
+def _digest(part: object) -> str | None:
+    """An image part (bytes, as parse_request gives them) by its content."""
+    return hashlib.sha256(part).hexdigest() if isinstance(part, bytes) else None

@@ -3,7 +3,8 @@
 Observed on a real server: a raw body arrives as ``{"body": bytearray}`` with the parameter's
 content type under ``headers["body"]``; a JSON body as ``{"body": dict}``; a multipart form as
 one key per field (text fields as bytearray with an empty content type); request headers keep
-their case. The end-to-end behaviour (statuses, batches) is tested in ``test_serving.py``.
+their case. The end-to-end behaviour (statuses, batches) is tested in ``test_serving.py`` (and
+for scale, mask and outside in ``test_serving_regions.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import base64
 import pytest
 
 from handlers.requests import parse_request
-from sdk.errors import BadOptionError, InvalidImageError
-from sdk.wire import StyleRequest, parse_options
+from sdk.errors import BadOptionError, InvalidImageError, InvalidMaskError
+from sdk.wire import IMAGE_PARTS, StyleRequest, parse_options
 
 IMAGE = b"\xff\xd8\xff\xe0 not decoded here"
+MASK = b"\x89PNG a mask, not decoded here"
 LONG_BLEND = ",".join(f"s{i}=1" for i in range(1000)).encode()
 B64 = base64.b64encode(IMAGE).decode()
 
@@ -60,6 +62,40 @@ def test_json_body_with_base64() -> None:
     req = parse_request({"body": body}, {"body": {"content-type": "application/json"}})
     assert req.image == IMAGE
     assert req.request == StyleRequest({"a": 1.0, "b": 2.0}, preserve_color=True, format="WEBP")
+
+
+def test_the_mask_is_an_image_part_of_a_form_or_json() -> None:
+    # Multipart: the mask is a file field like style_image; scale and outside are text fields.
+    item = {"image": bytearray(IMAGE), "mask": bytearray(MASK), "scale": bytearray(b"2"),
+            "outside": bytearray(b'{"b": 1, "c": 1}'), "style": bytearray(b"a")}  # fmt: skip
+    headers = {"image": {"content-type": "image/jpeg"}, "mask": {"content-type": "image/png"}}
+    req = parse_request(item, headers)
+    assert req.image == IMAGE
+    assert req.request == StyleRequest("a", scale=2.0, mask=MASK, outside={"b": 1.0, "c": 1.0})
+    # JSON: base64 like the photo; numbers as JSON numbers.
+    body = {"image": B64, "mask": base64.b64encode(MASK).decode(), "scale": 0.5, "outside": "b", "style": "a"}
+    req = parse_request({"body": body}, {"body": {"content-type": "application/json"}})
+    assert req.request == StyleRequest("a", scale=0.5, mask=MASK, outside="b")
+    # Headers carry the options of a form or JSON request too (the parts win over them).
+    req = parse_request({"image": IMAGE, "mask": MASK}, {"X-Stylekit-Scale": "4", "X-Stylekit-Outside": "b"})
+    assert req.request == StyleRequest(scale=4.0, mask=MASK, outside="b")
+
+
+def test_an_empty_mask_part_is_passed_on_to_be_refused_not_dropped() -> None:
+    # An empty file field (or JSON "") is a mask that was sent: the engine refuses it
+    # (InvalidMaskError), rather than the request running as if no mask had been sent.
+    assert parse_request({"image": IMAGE, "mask": bytearray()}, {}).request.mask == b""
+    assert parse_request({"body": {"image": B64, "mask": ""}}, {}).request.mask == b""
+    assert parse_request({"image": IMAGE}, {}).request.mask is None
+
+
+def test_a_raw_body_request_has_no_mask() -> None:
+    raw = {"body": bytearray(IMAGE)}
+    headers = {"body": {"content-type": "image/jpeg"}, "X-Stylekit-Scale": "2"}
+    req = parse_request(raw, headers)
+    assert req.image == IMAGE and req.request == StyleRequest(scale=2.0)
+    with pytest.raises(BadOptionError, match="headers carry options only"):
+        parse_request(raw, {**headers, "X-Stylekit-Mask": base64.b64encode(MASK).decode()})
 
 
 @pytest.mark.parametrize(
@@ -108,6 +144,23 @@ def test_json_body_with_base64() -> None:
         ({"image": IMAGE, "style": b"{not json"}, {}, BadOptionError, "blend"),
         ({"image": IMAGE, "style": b'{"a": "x"}'}, {}, BadOptionError, "weight of 'a' must be a number"),
         ({"image": IMAGE, "stength": b"0.5"}, {}, BadOptionError, "Unknown option"),
+        # scale: a finite number from 0.25 to 8, however it arrives.
+        ({"image": IMAGE, "scale": b"0"}, {}, BadOptionError, "scale must be a number from 0.25 to 8"),
+        ({"image": IMAGE, "scale": b"1e309"}, {}, BadOptionError, "scale must be a number"),
+        ({"image": IMAGE, "scale": b"nan"}, {}, BadOptionError, "scale must be a number"),
+        ({"image": IMAGE, "scale": b"9"}, {}, BadOptionError, "scale must be a number"),
+        ({"body": {"image": B64, "scale": float("inf")}}, {}, BadOptionError, "scale must be a number"),
+        ({"body": {"image": B64, "scale": True}}, {}, BadOptionError, "scale must be a number"),
+        ({"image": IMAGE}, {"X-Stylekit-Scale": "-2"}, BadOptionError, "scale must be a number"),
+        # outside names a style where the mask is black: it needs a mask.
+        ({"image": IMAGE, "outside": b"b"}, {}, BadOptionError, "give a mask too"),
+        ({"image": IMAGE}, {"X-Stylekit-Outside": "b"}, BadOptionError, "give a mask too"),
+        ({"image": IMAGE, "mask": MASK, "outside": b"x" * 200}, {}, BadOptionError, "1 to 100 printable"),
+        # A mask that is not bytes or base64 is a bad mask; headers never carry an image.
+        ({"body": {"image": B64, "mask": "%%%not base64"}}, {}, InvalidMaskError, "mask is neither"),
+        ({"body": {"image": B64, "mask": 7}}, {}, InvalidMaskError, "mask must be image bytes"),
+        ({"image": IMAGE}, {"X-Stylekit-Mask": "aGk="}, BadOptionError, "options only"),
+        ({"image": IMAGE}, {"X-Stylekit-Style-Image": "aGk="}, BadOptionError, "options only"),
     ],
 )
 def test_bad_requests_raise_typed_errors(
@@ -124,14 +177,19 @@ def test_bad_requests_raise_typed_errors(
         StyleRequest("starry-night", 0.25, True, 640, "JPEG"),
         StyleRequest({"a": 0.7, "b": 0.3}, strength=1 / 3, format="WEBP"),
         StyleRequest("multistyle26:19", max_side=1),
+        StyleRequest("a", scale=2.5, mask=MASK, outside={"b": 0.25, "c": 0.75}),
+        StyleRequest("a", scale=0.25, mask=MASK, outside="b"),
+        StyleRequest("a", scale=8.0, style_image=b"painting"),
     ],
 )
 def test_one_wire_encoding_both_ways(request_: StyleRequest) -> None:
     """What a client sends (to_fields) is what every server reads back (parse_options)."""
     fields = request_.to_fields()
     assert all(isinstance(v, str) for v in fields.values())
-    assert parse_options(fields) == request_
+    parts = {part: getattr(request_, part) for part in IMAGE_PARTS if getattr(request_, part) is not None}
+    assert parse_options(fields, **parts) == request_
     as_form = {"image": IMAGE, **{k: v.encode() for k, v in fields.items()}}  # how TorchServe hands them over
+    as_form.update({k: bytearray(v) for k, v in parts.items()})
     assert parse_request(as_form, {}).request == request_
 
 
