@@ -37,6 +37,7 @@ from sdk.errors import (
     BadOptionError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidMaskError,
     ServerError,
     ServerUnavailableError,
     StylekitError,
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 # Our handler's error codes -> the class a local call would raise for the same mistake.
 _ERRORS_BY_CODE: dict[str, type[StylekitError]] = {
     "invalid_image": InvalidImageError,
+    "invalid_mask": InvalidMaskError,
     "image_too_large": ImageTooLargeError,
     "bad_option": BadOptionError,
     "unknown_style": UnknownStyleError,
@@ -534,47 +536,61 @@ class StyleClient:
         preserve_color: bool = False,
         max_side: int | None = None,
         format: str = "PNG",
+        scale: float = 1.0,
+        mask: ImageInput | None = None,
+        outside: str | os.PathLike[str] | Mapping[str, float] | None = None,
     ) -> Image.Image:
         """Stylize on the server; same options and errors as :func:`sdk.stylize`. (The encoded
-        answer as it came: :meth:`send`.)"""
+        answer as it came: :meth:`send`.) ``outside`` must be served by the same model as
+        ``style``: one handler serves one package."""
         from sdk import imaging
 
-        if isinstance(style, os.PathLike) or (isinstance(style, str) and style.endswith((".pt", ".json"))):
-            raise BadOptionError(
-                "A server serves its own archives; name one of its styles, not a package file."
-            )
-        choice = dict(style) if isinstance(style, Mapping) else style
-        request = wire.StyleRequest(style=choice, strength=strength, preserve_color=preserve_color,
-                                    max_side=max_side, format=format, style_image=style_image)  # fmt: skip
+        request = wire.StyleRequest(
+            style=_remote_choice(style), strength=strength, preserve_color=preserve_color, max_side=max_side,
+            format=format, style_image=style_image, scale=scale, mask=mask,
+            outside=None if outside is None else _remote_choice(outside),
+        )  # fmt: skip
         decoded = imaging.decode(self.send(image, request))
         return imaging.finish(decoded.rgb, decoded)
 
     def send(self, image: ImageInput, request: wire.StyleRequest) -> bytes:
-        """Send one checked request (its wire form, ``StyleRequest.to_fields``); the encoded
-        image the server answered with, in ``request.format``."""
-        style = request.style
-        if style is None:
+        """Send one checked request (its wire form, ``StyleRequest.to_fields``, and its image
+        parts ``style_image`` and ``mask``); the encoded image the server answered with, in
+        ``request.format``. ``style`` and ``outside`` go to the one model that serves both."""
+        if request.style is None:
             raise BadOptionError("Name a style: a server serves several.")
-        if isinstance(style, str):
-            model, name = self._target(style)
-            routed: wire.StyleChoice = name
-        else:
-            targets = [self._target(str(n)) for n in style]
-            models = {m for m, _ in targets}
-            if len(models) != 1:
+        model, style = self._route(request.style)
+        outside = None
+        if request.outside is not None:
+            other, outside = self._route(request.outside)
+            if other != model:
                 raise BadOptionError(
-                    "A blend needs sub-styles of one network; these are served by "
-                    f"different models ({', '.join(sorted(models))})."
+                    f"style {wire.shown(wire.encode_style(request.style))} is served by the model "
+                    f"{model!r} and outside= {wire.shown(wire.encode_style(request.outside))} by "
+                    f"{other!r}; one request runs on one model, so name two styles of one model."
                 )
-            model = models.pop()
-            routed = {n: w for (_, n), w in zip(targets, style.values(), strict=True)}
         files = {"image": _upload(image, "image")}
         if request.style_image is not None:
             files["style_image"] = _upload(request.style_image, "style_image")
-        fields = replace(request, style=routed).to_fields()
+        if request.mask is not None:
+            files["mask"] = _upload_mask(request.mask)
+        fields = replace(request, style=style, outside=outside).to_fields()
         url = f"{self.url}/predictions/{quote(model, safe='')}"
         resp = self._request("POST", url, data=fields, files=files)
         return resp.content
+
+    def _route(self, choice: wire.StyleChoice) -> tuple[str, wire.StyleChoice]:
+        """A style or blend -> (the model serving it, the choice in the handler's names)."""
+        if isinstance(choice, str):
+            return self._target(choice)
+        targets = [self._target(str(n)) for n in choice]
+        models = {m for m, _ in targets}
+        if len(models) != 1:
+            raise BadOptionError(
+                "A blend needs sub-styles of one network; these are served by "
+                f"different models ({', '.join(sorted(models))})."
+            )
+        return models.pop(), {n: w for (_, n), w in zip(targets, choice.values(), strict=True)}
 
     def stylize_many(
         self,
@@ -587,11 +603,21 @@ class StyleClient:
     ) -> Iterator[BulkResult]:
         """Stylize many images with at most ``concurrency`` requests in flight; results in input order.
 
-        One failing image does not stop the others: its :class:`BulkResult` carries the error.
+        ``options`` are :meth:`stylize`'s (``strength``, ``scale``, ``mask``, ``outside``, ...), the
+        same for every image (a mask is fitted to each). One failing image does not stop the
+        others: its :class:`BulkResult` carries the error.
         """
         if concurrency < 1:
             raise BadOptionError(f"concurrency must be >= 1, not {concurrency}.")
         items = list(images)
+        # An image part given as an open file is read once: every request sends the same bytes.
+        for part in wire.IMAGE_PARTS:
+            given = options.get(part)
+            if given is not None and hasattr(given, "read"):
+                data = given.read()
+                if not isinstance(data, bytes):
+                    raise InvalidImageError(f"A file object given as {part} must be opened in binary mode.")
+                options[part] = data
         bar = None
         if progress:
             from tqdm import tqdm
@@ -641,6 +667,27 @@ def _local_state(run_dir: str | os.PathLike[str] | None, *, required: bool) -> S
             raise
         log.warning("ignoring the local server state: %s", exc.message)
         return None
+
+
+def _remote_choice(style: str | os.PathLike[str] | Mapping[str, float]) -> wire.StyleChoice:
+    """A style as a server is sent it: a name or a blend, never a package file."""
+    if isinstance(style, os.PathLike) or (isinstance(style, str) and style.endswith((".pt", ".json"))):
+        raise BadOptionError("A server serves its own archives; name one of its styles, not a package file.")
+    return dict(style) if isinstance(style, Mapping) else style
+
+
+def _upload_mask(mask: ImageInput) -> tuple[str, bytes, str]:
+    """A mask as a multipart file: file bytes as they are (the server reads them as it reads
+    a local mask); a PIL image or an array is read here as the engine reads it
+    (:func:`sdk.imaging.read_mask`) and sent as a greyscale PNG, so it means the same there."""
+    if isinstance(mask, (bytes, bytearray, str, os.PathLike)) or hasattr(mask, "read"):
+        return _upload(mask, "mask")
+    from PIL import Image as PILImage
+
+    from sdk import imaging
+
+    value = imaging.read_mask(mask)
+    return ("mask.png", imaging.encode(PILImage.fromarray(value, "L"), "PNG"), "image/png")
 
 
 def _upload(image: ImageInput, field_name: str) -> tuple[str, bytes, str]:

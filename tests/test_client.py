@@ -6,6 +6,7 @@ is in ``test_serving.py``.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from sdk.errors import (
     BadOptionError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidMaskError,
     ServerError,
     ServerUnavailableError,
     StylekitError,
@@ -134,6 +136,7 @@ def test_option_errors_are_raised_before_any_request(photos: list[Path]) -> None
     ("status", "body", "expected", "message"),
     [
         (400, {"error": "invalid_image", "message": "corrupt", "status": 400}, InvalidImageError, "corrupt"),
+        (400, {"error": "invalid_mask", "message": "aspect", "status": 400}, InvalidMaskError, "aspect"),
         (400, {"error": "bad_option", "message": "strength", "status": 400}, BadOptionError, "strength"),
         (404, {"error": "unknown_style", "message": "no such", "status": 404}, UnknownStyleError, "no such"),
         (413, {"error": "image_too_large", "message": "pixels", "status": 413}, ImageTooLargeError, "pixels"),
@@ -361,3 +364,114 @@ def test_an_explicit_token_that_is_refused_is_not_renewed(tmp_path: Path) -> Non
     with pytest.raises(AuthenticationError):
         _mock_client(handler, tmp_path).health()
     assert calls == ["/ping"]
+
+
+# -- routing style, outside and the mask (httpx.MockTransport, no server) -------------------------
+
+
+def _catalog_server(posts: list[httpx.Request]) -> Any:
+    """A TorchServe as the client sees it: two models, ``net`` (sub-styles a, b; alias ay)
+    and ``solo``; predictions answer a 2x2 PNG and are recorded in ``posts``."""
+    from PIL import Image
+
+    from sdk import imaging
+
+    net = [{"name": "a", "aliases": ["ay"], "index": 0}, {"name": "b", "index": 1}]
+    described = {
+        "net": {"kind": "multistyle", "styles": net},
+        "solo": {"kind": "feedforward", "styles": [{"name": "solo"}]},
+    }
+    answer = imaging.encode(Image.new("RGB", (2, 2)), "PNG")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/models":
+            return httpx.Response(200, json={"models": [{"modelName": m} for m in described]})
+        if path.startswith("/models/"):
+            return httpx.Response(200, json=[{"customizedMetadata": described[path.rsplit("/", 1)[1]]}])
+        posts.append(request)
+        return httpx.Response(200, content=answer, headers={"content-type": "image/png"})
+
+    return handler
+
+
+def _form(request: httpx.Request) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body -> {field: (filename, bytes)}."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + request.content)
+    parts: dict[str, tuple[str | None, bytes]] = {}
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        parts[str(part.get_param("name", header="content-disposition"))] = (part.get_filename(), payload)
+    return parts
+
+
+def test_scale_mask_and_outside_travel_to_the_model_serving_both(tmp_path: Path) -> None:
+    posts: list[httpx.Request] = []
+    client = _mock_client(_catalog_server(posts), tmp_path)
+    mask = b"\x89PNG mask bytes, read by the server"
+    client.stylize(b"photo", "ay", scale=2.0, mask=mask, outside={"b": 1, "a": 3}, format="PNG")
+    [post] = posts
+    assert post.url.path == "/predictions/net"
+    form = _form(post)
+    assert form["image"][1] == b"photo" and form["mask"] == ("mask", mask)
+    assert form["style"][1] == b"ay" and form["scale"][1] == b"2.0"
+    assert json.loads(form["outside"][1]) == {"b": 1.0, "a": 3.0}
+    # scale=1 and no mask: nothing of either on the wire (the answer of before the options).
+    client.stylize(b"photo", "net:b")
+    assert posts[1].url.path == "/predictions/net"
+    assert {"scale", "mask", "outside"}.isdisjoint(_form(posts[1]))
+
+
+def test_outside_of_another_model_is_one_clear_error_before_any_upload(tmp_path: Path) -> None:
+    posts: list[httpx.Request] = []
+    client = _mock_client(_catalog_server(posts), tmp_path)
+    with pytest.raises(BadOptionError, match=r"'net'.*'solo'.*one model"):
+        client.stylize(b"photo", "a", mask=b"m", outside="solo")
+    with pytest.raises(BadOptionError, match="different models"):
+        client.stylize(b"photo", "a", mask=b"m", outside={"b": 0.5, "solo": 0.5})
+    with pytest.raises(BadOptionError, match="give a mask too"):
+        client.stylize(b"photo", "a", outside="b")
+    with pytest.raises(BadOptionError, match=r"scale must be a number from 0\.25 to 8"):
+        client.stylize(b"photo", "a", scale=0.0)
+    with pytest.raises(BadOptionError, match="package file"):
+        client.stylize(b"photo", "a", mask=b"m", outside="mine.pt")
+    assert posts == []
+
+
+def test_a_mask_in_memory_is_sent_as_the_engine_reads_it(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from sdk import imaging
+
+    posts: list[httpx.Request] = []
+    client = _mock_client(_catalog_server(posts), tmp_path)
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[:, 4:, 3] = 255  # left half transparent (the photo), right half opaque white (the style)
+    rgba[0, 0] = (128, 128, 128, 255)
+    masks = [Image.fromarray(rgba, "RGBA"), rgba, np.linspace(0, 255, 48).astype(np.uint8).reshape(6, 8)]
+    for mask in masks:
+        client.stylize(b"photo", "a", mask=mask)
+        name, sent = _form(posts[-1])["mask"]
+        assert name == "mask.png"
+        got = Image.open(io.BytesIO(sent))
+        assert got.mode == "L" and got.size == (8, 6)
+        assert np.array_equal(np.asarray(got), imaging.read_mask(mask))
+
+
+def test_stylize_many_sends_each_image_with_the_same_options(tmp_path: Path) -> None:
+    posts: list[httpx.Request] = []
+    client = _mock_client(_catalog_server(posts), tmp_path)
+    results = list(client.stylize_many([b"one", b"two", b"three"], "a", concurrency=2, progress=False,
+                                       scale=4.0, mask=io.BytesIO(b"mask file"), outside="b"))  # fmt: skip
+    assert [r.ok for r in results] == [True] * 3
+    forms = sorted((_form(p) for p in posts), key=lambda f: f["image"][1])
+    assert [f["image"][1] for f in forms] == [b"one", b"three", b"two"]
+    for form in forms:  # the open mask file was read once, and sent with every image
+        assert (form["mask"][1], form["scale"][1], form["outside"][1]) == (b"mask file", b"4.0", b"b")
