@@ -7,7 +7,8 @@ a TorchServe backend. The routes (OpenAPI at ``/docs`` and ``/openapi.json``):
   and thumbnail URL;
 - ``GET /api/styles/{name}/thumbnail``: the style rendered by itself on the sample picture
   (kept in memory after the first request); the arbitrary kind shows an "any painting" icon;
-- ``POST /api/stylize``: multipart upload in, image bytes out;
+- ``POST /api/stylize``: multipart upload in (the photo, options, and optionally a painting
+  and a mask), image bytes out;
 - ``POST /api/videos``: a clip and the same options (plus ``temporal``) in, 202 ``{id}`` out;
   ``GET /api/videos/{id}`` its progress, ``GET /api/videos/{id}/result`` the MP4
   (:mod:`sdk.web.videos`; local engine only);
@@ -36,6 +37,7 @@ origin, security headers and unforeseen errors are :mod:`sdk.web.guard`'s.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
@@ -64,6 +66,7 @@ from sdk.errors import (
     BusyError,
     ImageTooLargeError,
     InvalidImageError,
+    InvalidMaskError,
     InvalidVideoError,
     StylekitError,
     UnknownStyleError,
@@ -102,9 +105,10 @@ class StyleServer(Protocol):
 class WebSettings:
     """Limits and choices of one app instance."""
 
-    # Largest upload accepted (photo and style image together), in bytes.
+    # Largest upload accepted (photo, style image and mask together), in bytes.
     max_upload_bytes: int = 20 * 2**20
-    # Longest side the app stylizes; larger photos are scaled down first (never up).
+    # Longest side the app stylizes; larger photos are scaled down first (never up). Also the
+    # longest side the network may paint at: a ``scale`` below 1 that would go past it is refused.
     max_side: int = 2048
     # Stylize jobs run at once; more wait their turn (the model already uses every core).
     concurrency: int = 1
@@ -247,6 +251,27 @@ _STYLIZE_BODY: dict[str, Any] = {
                         "description": "scale the photo down so its longest side is at most this "
                         "(capped by the server's own limit)",
                     },
+                    "scale": {
+                        "type": "number",
+                        "minimum": wire.MIN_SCALE,
+                        "maximum": wire.MAX_SCALE,
+                        "default": 1,
+                        "description": "stroke size: the network paints the photo at its size divided "
+                        "by this, and the result comes back at the photo's size; below 1 the painting "
+                        "side may not pass the server's longest side",
+                    },
+                    "mask": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "where the style goes: an image of any mode and size with the "
+                        "photo's aspect ratio (within 2%); white takes the style, black or transparent "
+                        "keeps the photo (or takes `outside`), grey blends",
+                    },
+                    "outside": {
+                        "type": "string",
+                        "description": "a style name or blend for where the mask is black, instead of "
+                        "the photo; needs `mask`",
+                    },
                 },
             }
         }
@@ -328,7 +353,7 @@ async def read_form(request: Request, limit: int, timeout: float) -> FormData:
                 raise too_large
             yield chunk
 
-    parser = MultiPartParser(request.headers, counted(), max_files=2, max_fields=16)
+    parser = MultiPartParser(request.headers, counted(), max_files=len(PHOTO_FILES), max_fields=16)
     # Above this size Starlette moves a file into a disk temp file; the body can never get there.
     parser.spool_max_size = limit + _FORM_OVERHEAD + 1
     try:
@@ -340,21 +365,25 @@ async def read_form(request: Request, limit: int, timeout: float) -> FormData:
         raise UploadTimeoutError(f"The upload did not arrive within {timeout:g} s.") from None
 
 
-# The file fields of the photo and the video routes.
-PHOTO_FILES, VIDEO_FILES = ("image", "style_image"), ("video", "style_image")
+# The file fields of the photo and the video routes: the picture, then wire's image parts.
+PHOTO_FILES, VIDEO_FILES = ("image", *wire.IMAGE_PARTS), ("video", *wire.IMAGE_PARTS)
+# What each file field holds, for messages, and the error an empty one raises.
+_FILE_WHAT = {"image": "a photo", "style_image": "a painting", "mask": "a mask", "video": "a video clip"}
 
 
 async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool,
                       media: Literal["image", "video"] = "image") -> tuple[bytes, str] | None:  # fmt: skip
     """The bytes and file name of an uploaded file field, after its declared type is checked."""
     item = form.get(field)
-    what = "a photo" if media == "image" else "a video clip"
+    what = _FILE_WHAT.get(field, "a photo" if media == "image" else "a video clip")
     if item is None or (isinstance(item, str) and not item):
         if required:
             raise BadOptionError(f"Add {what}: the form field {field!r} is missing.")
         return None
     if not isinstance(item, UploadFile):
         raise BadOptionError(f"The form field {field!r} must be a file upload.")
+    if len(form.getlist(field)) > 1:
+        raise BadOptionError(f"The form field {field!r} is given twice.")
     name = item.filename or field
     declared = (item.content_type or "").split(";")[0].strip().lower()
     # Browsers send application/octet-stream when they don't know; decoding decides then.
@@ -364,15 +393,16 @@ async def _file_bytes(form: FormData, field: str, limit: int, *, required: bool,
         raise UnsupportedMediaTypeError(f"{name!r} is {declared}, not {kind}. Choose {what} ({example}...).")
     data = await item.read()
     if not data:
-        error = InvalidImageError if media == "image" else InvalidVideoError
-        raise error(f"{name!r} is empty.")
+        error = {"mask": InvalidMaskError, "video": InvalidVideoError}.get(field, InvalidImageError)
+        raise error(f"{name!r} is empty." if field != "mask" else f"The mask {name!r} is empty.")
     if len(data) > limit:
         raise ImageTooLargeError(f"{name!r} is larger than this server accepts ({_megabytes(limit)}).")
     return data, name
 
 
 def _form_request(form: FormData, style_image: bytes | None, files: tuple[str, ...] = PHOTO_FILES,
-                  extra: tuple[str, ...] = ()) -> tuple[wire.StyleRequest, dict[str, str]]:  # fmt: skip
+                  extra: tuple[str, ...] = (), mask: bytes | None = None,
+                  ) -> tuple[wire.StyleRequest, dict[str, str]]:  # fmt: skip
     """The form's text fields, read by the one options parser (``sdk.wire``). ``files`` are the
     route's file fields (read by ``_file_bytes``); the ``extra`` fields a route reads itself (a
     video's ``temporal``) come back beside the request."""
@@ -386,7 +416,13 @@ def _form_request(form: FormData, style_image: bytes | None, files: tuple[str, .
             raise BadOptionError(f"The form field {wire.shown(key)} is given twice.")
         fields[key] = item
     rest = {key: fields.pop(key) for key in extra if key in fields}
-    return wire.parse_options(fields, style_image=style_image), rest
+    return wire.parse_options(fields, style_image=style_image, mask=mask), rest
+
+
+def _within(limit: int, *parts: tuple[bytes, str] | None) -> None:
+    """The files of one upload together are at most ``limit`` bytes (each was checked alone)."""
+    if sum(len(part[0]) for part in parts if part) > limit:
+        raise ImageTooLargeError(f"The upload is larger than this server accepts ({_megabytes(limit)}).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,10 +462,32 @@ class _State:
         assert request.style is not None  # resolve() made the names canonical
         if self.backend is None:
             decoded = imaging.decode(photo, self.limits)
+            self.check_work_side(decoded.size, request)
             # Canonical names: the registry resolves them as names, never as files.
-            resolved = default_registry().resolve(request.style)
-            return imaging.encode(api.engine(self.device).run(decoded, resolved, request), request.format)
+            registry = default_registry()
+            resolved = registry.resolve(request.style)
+            outside = None if request.outside is None else registry.resolve(request.outside)
+            painted = api.engine(self.device).run(decoded, resolved, request, outside)
+            return imaging.encode(painted, request.format)
         return self.backend.send(photo, request)
+
+    def check_work_side(self, size: tuple[int, int], request: wire.StyleRequest) -> None:
+        """A ``scale`` below 1 paints at more than the photo's size: refuse one that would make
+        the network paint past this server's longest side (``WebSettings.max_side``), so a
+        request's work stays as bounded as a photo's."""
+        if request.scale >= 1.0:
+            return
+        longest = max(size)
+        if request.max_side is not None:
+            longest = min(longest, request.max_side)  # resize_max_side never enlarges
+        work = round(longest / request.scale)
+        limit = self.settings.max_side
+        if work > limit:
+            least = math.ceil(100 * longest / limit) / 100
+            raise BadOptionError(
+                f"scale={request.scale:g} would paint this {longest} px photo at {work} px, over this "
+                f"server's {limit} px; choose a stroke size of at least {least:g} or a smaller longest side."
+            )
 
     async def run(self, fn: partial[T], *, queue: Literal["stylize", "thumbnail", "live", "light"]) -> T:
         """Run blocking work in a worker thread, never on the event loop.
@@ -672,17 +730,16 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
         photo = await _file_bytes(form, "image", limit, required=True)
         assert photo is not None
         painting = await _file_bytes(form, "style_image", limit, required=False)
-        if painting and len(photo[0]) + len(painting[0]) > limit:
-            raise ImageTooLargeError(f"The upload is larger than this server accepts ({_megabytes(limit)}).")
-        asked, _ = _form_request(form, painting[0] if painting else None)
+        mask = await _file_bytes(form, "mask", limit, required=False)
+        _within(limit, photo, painting, mask)
+        asked, _ = _form_request(form, painting[0] if painting else None, mask=mask[0] if mask else None)
         if asked.style is None and painting is None:
             raise BadOptionError("Choose a style (or upload a painting to copy its style).")
-        style, _ = await state.run(partial(state.resolve, asked.style or "arbitrary"), queue="light")
-        # Canonical names; the server's own limit caps what a request may ask for.
-        max_side = min(asked.max_side or state.settings.max_side, state.settings.max_side)
-        checked = replace(asked, style=style, max_side=max_side)
+        checked = await _checked(asked)
         data = await state.run(partial(state.stylize, photo[0], checked), queue="stylize")
-        disposition = content_disposition(photo[1], style, painting[1] if painting else None, checked.format)
+        assert checked.style is not None
+        disposition = content_disposition(photo[1], checked.style, painting[1] if painting else None,
+                                          checked.format)  # fmt: skip
         return Response(
             data,
             media_type=imaging.MIME[checked.format],
@@ -718,8 +775,11 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
         clip = await _file_bytes(form, "video", limit, required=True, media="video")
         assert clip is not None
         painting = await _file_bytes(form, "style_image", state.settings.max_upload_bytes, required=False)
+        mask = await _file_bytes(form, "mask", state.settings.max_upload_bytes, required=False)
+        _within(state.settings.max_upload_bytes, painting, mask)
         painting_bytes = painting[0] if painting else None
-        asked, extra = _form_request(form, painting_bytes, VIDEO_FILES, extra=("temporal",))
+        asked, extra = _form_request(form, painting_bytes, VIDEO_FILES, extra=("temporal",),
+                                     mask=mask[0] if mask else None)  # fmt: skip
         if "format" in form:
             raise BadOptionError("A video comes back as MP4: leave out the field 'format'.")
         temporal = DEFAULT_TEMPORAL
@@ -727,13 +787,21 @@ def create_app(backend: StyleServer | None = None, *, settings: WebSettings | No
             temporal = check_temporal(wire.parse_float("temporal", extra["temporal"]))
         if asked.style is None and painting is None:
             raise BadOptionError("Choose a style (or upload a painting to copy its style).")
-        style, _ = await state.run(partial(state.resolve, asked.style or "arbitrary"), queue="light")
-        max_side = min(asked.max_side or state.settings.max_side, state.settings.max_side)
-        checked = replace(asked, style=style, max_side=max_side)
+        checked = await _checked(asked)
         start = partial(state.videos.start, job_id, clip[0], clip[1], checked, temporal,
                         painting[1] if painting else None, state.device)  # fmt: skip
         await state.run(start, queue="light")  # writes the clip: not on the event loop
         return VideoJobOut(id=job_id)
+
+    async def _checked(asked: wire.StyleRequest) -> wire.StyleRequest:
+        """The request with its style (and ``outside``) named canonically, looked up in the
+        listing (never a file), and its longest side capped by the server's own limit."""
+        style, _ = await state.run(partial(state.resolve, asked.style or "arbitrary"), queue="light")
+        outside: wire.StyleChoice | None = None
+        if asked.outside is not None:
+            outside = (await state.run(partial(state.resolve, asked.outside), queue="light"))[0]
+        max_side = min(asked.max_side or state.settings.max_side, state.settings.max_side)
+        return replace(asked, style=style, max_side=max_side, outside=outside)
 
     def _job(job_id: str) -> Job:
         # Ids are random dictionary keys, never paths; anything else is simply not found.

@@ -1,26 +1,30 @@
 """The live camera of the web demo: ``WebSocket /api/live``.
 
 The page sends camera frames as binary messages (JPEG or PNG) and a style as a text message
-``{"style": NAME}`` (also ``?style=NAME`` on the URL); each frame is answered with a text
-message ``{"frame", "style", "width", "height", "ms"}`` and then the stylized frame as a binary
-JPEG. One :class:`sdk.video.FrameStylizer` per connection, temporal blend on, so the stream is
-steady; a style switch takes effect on the next frame. Problems are one text message
-``{"error", "message", "status"}``; the connection stays open after a bad frame or style and is
-closed after an oversized message (1009), when the server is full (1013) or idle (1000).
+``{"style": NAME}`` (also ``?style=NAME`` on the URL), the stroke size as ``{"scale": 2}``
+(``?scale=2``; both in one message too); each is answered with the fields it set, as they now
+are, and each frame with a text message ``{"frame", "style", "scale", "width", "height", "ms"}``
+and then the stylized frame as a binary JPEG. One :class:`sdk.video.FrameStylizer` per
+connection, temporal blend on, so the stream is steady; a style switch (or stroke size) takes
+effect on the next frame. Problems are one text message ``{"error", "message", "status"}``;
+the connection stays open after a bad frame or option and is closed after an oversized message
+(1009), when the server is full (1013) or idle (1000).
 
 Bounds: at most ``WebSettings.max_live`` connections; frames of at most ``live_max_bytes`` and
 ``live_max_side`` pixels on their longest side (``sdk.imaging``'s checks, with those limits);
 frames beyond ``live_fps`` per second are dropped (answered ``{"dropped": "rate",
 "retry_after_ms"}``, so a client sending one frame at a time knows when to send the next);
-a connection with no message for ``live_idle_s`` is closed. Decoding, stylizing and encoding
-run in a worker thread, never on the event loop. Host and origin are checked on the handshake
-by :class:`sdk.web.guard.Guard`.
+a connection with no message for ``live_idle_s`` is closed; a ``scale`` below 1 may not make
+the network paint a frame of ``live_max_side`` past ``max_side`` (the photo route's bound).
+Decoding, stylizing and encoding run in a worker thread, never on the event loop. Host and
+origin are checked on the handshake by :class:`sdk.web.guard.Guard`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 NORMAL, POLICY, TOO_BIG, TRY_LATER = 1000, 1008, 1009, 1013
 # A style message is small JSON; anything longer is not one.
 _MAX_TEXT = 4096
+_OPTIONS = frozenset({"style", "scale"})
+_OPTIONS_SHAPE = 'JSON with a style, a stroke size or both: {"style": NAME, "scale": 2}'
 _JPEG_QUALITY = 80
 
 
@@ -68,13 +74,14 @@ class LiveSession:
         self.interval = 1.0 / settings.live_fps
         self.stylizer: FrameStylizer | None = None
         self.style: wire.StyleChoice | None = None
+        self.scale = 1.0
         self.frames = 0
         self.next_frame_at = 0.0
 
     async def serve(self) -> None:
-        query_style = self.ws.query_params.get("style")
-        if query_style:
-            await self._guarded(self._set_style(query_style))
+        query = {k: v for k, v in self.ws.query_params.items() if k in _OPTIONS and v}
+        if query:
+            await self._guarded(self._set_options(query))
         while True:
             with anyio.move_on_after(self.state.settings.live_idle_s) as idle:
                 message = await self.ws.receive()
@@ -103,25 +110,52 @@ class LiveSession:
         try:
             message = json.loads(text)
         except ValueError:
-            raise BadOptionError('A text message is JSON: {"style": NAME}.') from None
-        if not isinstance(message, dict) or set(message) != {"style"}:
-            raise BadOptionError('A text message is JSON with one field: {"style": NAME}.')
-        await self._set_style(message["style"])
+            raise BadOptionError(f"A text message is {_OPTIONS_SHAPE}.") from None
+        if not isinstance(message, dict) or not message or not set(message) <= _OPTIONS:
+            raise BadOptionError(f"A text message is {_OPTIONS_SHAPE}.")
+        await self._set_options(message)
 
-    async def _set_style(self, value: object) -> None:
-        asked = wire.parse_style(value)
-        # Names resolved against the listing, as for photos: never a file.
-        style, _ = await self.state.run(partial(self.state.resolve, asked), queue="light")
-        await self.state.run(partial(self._switch, style), queue="live")
-        self.style = style
-        await self.ws.send_text(json.dumps({"style": wire.encode_style(style)}))
+    async def _set_options(self, message: dict[str, Any]) -> None:
+        """A style, a stroke size or both (checked before either changes); the answer has the
+        fields the message set, as they now are."""
+        scale = self._check_scale(message["scale"]) if "scale" in message else self.scale
+        style = self.style
+        if "style" in message:
+            asked = wire.parse_style(message["style"])
+            # Names resolved against the listing, as for photos: never a file.
+            style = (await self.state.run(partial(self.state.resolve, asked), queue="light"))[0]
+        if style is not None:
+            await self.state.run(partial(self._switch, style, scale), queue="live")
+        self.style, self.scale = style, scale
+        answer: dict[str, Any] = {}
+        if "style" in message and style is not None:
+            answer["style"] = wire.encode_style(style)
+        if "scale" in message:
+            answer["scale"] = scale
+        await self.ws.send_text(json.dumps(answer))
 
-    def _switch(self, style: wire.StyleChoice) -> None:
+    def _check_scale(self, value: object) -> float:
+        """wire's rule for ``scale``; below 1, a frame of ``live_max_side`` may not be painted past
+        ``max_side`` (so a frame's work is bounded as a photo's is)."""
+        scale = wire.parse_float("scale", value, wire.MIN_SCALE, wire.MAX_SCALE)
+        settings = self.state.settings
+        work = round(settings.live_max_side / scale)
+        if work > settings.max_side:
+            least = math.ceil(100 * settings.live_max_side / settings.max_side) / 100
+            raise BadOptionError(
+                f"scale={scale:g} would paint a {settings.live_max_side} px frame at {work} px, over "
+                f"this server's {settings.max_side} px; live, the stroke size is at least {least:g}."
+            )
+        return scale
+
+    def _switch(self, style: wire.StyleChoice, scale: float) -> None:
         # The model is loaded here, in a worker thread; the next frame is painted in it.
-        if self.stylizer is None:
+        if self.stylizer is None or self.stylizer.request.scale != scale:
             from sdk.video import FrameStylizer
 
-            self.stylizer = FrameStylizer(style, device=self.state.device)
+            # A new stroke size is a new stylizer (the model stays loaded in the shared engine);
+            # the temporal blend starts afresh, as on a style switch.
+            self.stylizer = FrameStylizer(style, scale=scale, device=self.state.device)
         else:
             self.stylizer.style = style
 
@@ -139,8 +173,9 @@ class LiveSession:
         started = time.perf_counter()
         jpeg, size = await self.state.run(partial(self._paint, self.stylizer, data), queue="live")
         self.frames += 1
-        meta = {"frame": self.frames, "style": wire.encode_style(self.style), "width": size[0],
-                "height": size[1], "ms": round((time.perf_counter() - started) * 1000)}  # fmt: skip
+        meta = {"frame": self.frames, "style": wire.encode_style(self.style), "scale": self.scale,
+                "width": size[0], "height": size[1],
+                "ms": round((time.perf_counter() - started) * 1000)}  # fmt: skip
         await self.ws.send_text(json.dumps(meta))
         await self.ws.send_bytes(jpeg)
 
