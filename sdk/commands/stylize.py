@@ -67,6 +67,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     parser.add_argument(
+        "--scale",
+        type=wire.arg_type(wire.parse_float, "--scale", wire.MIN_SCALE, wire.MAX_SCALE),
+        default=1.0,
+        metavar="F",
+        help=f"stroke size: 2 paints strokes twice as big ({wire.MIN_SCALE:g} to {wire.MAX_SCALE:g})",
+    )
+    parser.add_argument(
+        "--mask",
+        metavar="IMG",
+        help="paint only where this image is white (black keeps the photo; any size of the photo's shape)",
+    )
+    parser.add_argument(
+        "--outside",
+        metavar="STYLE",
+        help="with --mask: the style where the mask is black, instead of the photo",
+    )
+    parser.add_argument(
         "-o",
         "--output",
         metavar="OUT|DIR",
@@ -269,6 +286,21 @@ class _Reporter:
             self.bar.close()
 
 
+def _read_mask_file(path: Path) -> bytes:
+    """The mask file's bytes, read once and checked before any photo (one line, exit 2)."""
+    from sdk import imaging
+    from sdk.errors import InvalidMaskError
+
+    if not path.is_file():
+        raise InvalidMaskError(f"Mask {path}: no such file.")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidMaskError(f"Cannot read the mask {path}: {exc.strerror or exc}.") from None
+    imaging.read_mask(data)  # unreadable or empty: InvalidMaskError now, not once per photo
+    return data
+
+
 def run(args: argparse.Namespace) -> int:
     from sdk import api, imaging
     from sdk.registry import looks_like_path
@@ -278,6 +310,12 @@ def run(args: argparse.Namespace) -> int:
     strength = args.strength
     if args.style_image is not None and not Path(args.style_image).is_file():
         raise InvalidImageError(f"Style image {args.style_image}: no such file.")
+    outside = None if args.outside is None else wire.parse_style(args.outside)
+    if outside is not None and args.mask is None:
+        raise BadOptionError("--outside names the style where the mask is black; give --mask too.")
+    mask: bytes | None = None
+    if args.mask is not None:
+        mask = _read_mask_file(Path(args.mask))
 
     backend: Backend | None = None
     canonical: dict[str, str] = {}
@@ -303,6 +341,8 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             canonical[name] = registry.get(name).name
         local_style = registry.resolve(style)
+        if outside is not None:
+            registry.resolve(outside)  # an unknown outside style stops here too
     jobs, fmt, batch = plan(args, _style_label(style, args.style_image, canonical))
     reporter = _Reporter(len(jobs), args.json)
     failures = 0
@@ -321,6 +361,9 @@ def run(args: argparse.Namespace) -> int:
                     strength=strength,
                     preserve_color=args.preserve_color,
                     max_side=args.max_side,
+                    scale=args.scale,
+                    mask=mask,
+                    outside=outside,
                     device=args.device,
                     runner=args.runner,
                     backend=backend,
