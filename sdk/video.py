@@ -24,6 +24,11 @@ previous input matches the current input) the output is
 the scene instead of being painted afresh every frame; new content (occlusions, the edge a
 pan reveals, a scene cut) fails the checks and comes straight from the network.
 
+**Stroke size and regions** (``scale``, ``mask``, ``outside``: :func:`sdk.stylize`'s) apply to
+every frame. A mask is one image for every frame (read once) or one per frame (a list, or a
+folder in natural name order); where a frame's mask is black, the output frame is the input's
+pixels exactly, the temporal blend included (it carries strokes only within a region).
+
 PyAV and OpenCV are imported when first needed, so ``import sdk`` does not need the extra.
 """
 
@@ -33,20 +38,21 @@ import functools
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
 from sdk import wire
-from sdk.errors import BadOptionError, InvalidVideoError, StylekitError
-from sdk.wire import StyleRequest
+from sdk.errors import BadOptionError, InvalidMaskError, InvalidVideoError, StylekitError
+from sdk.wire import StyleChoice, StyleRequest
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -55,6 +61,10 @@ if TYPE_CHECKING:
     from sdk.engine import Engine
     from sdk.imaging import ImageInput, ImageLimits
     from sdk.package import ResolvedStyle
+
+    #: ``mask=`` of the video functions: one image for every frame, or one per frame (a list or
+    #: tuple of images, or a folder of image files, in natural name order).
+    MaskArg = ImageInput | Sequence[ImageInput] | None
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,12 @@ class TemporalBlender:
 
     ``blend(input_rgb, stylized_rgb)`` returns the frame to show; ``reset()`` forgets the past
     (a cut, a new clip). Frames are HxWx3 uint8; a change of size resets by itself.
+
+    With a mask (``region``: the HxW uint8 mask the engine applied to this frame, at its
+    size), strokes are carried only where a pixel was in the same region in the previous
+    frame (a mask that moves lets the new region start fresh), and, unless ``photo_outside``
+    is False (an ``outside`` style painted the black part), the output is ``stylized``
+    exactly wherever the mask is 0: the photo's own pixels stay the photo's.
     """
 
     def __init__(self, temporal: float = DEFAULT_TEMPORAL) -> None:
@@ -115,16 +131,19 @@ class TemporalBlender:
         self._prev_in: np.ndarray | None = None  # previous input, grey float32 HxW
         self._prev_small: np.ndarray | None = None  # previous input, grey, flow resolution
         self._prev_out: np.ndarray | None = None  # previous output, float32 HxWx3
+        self._prev_region: np.ndarray | None = None  # previous mask, float32 HxW in 0..1 (None: all style)
         #: Share of pixels taken from the warped previous output in the last frame (0..1).
         self.last_reliable: float = 0.0
 
-    def blend(self, content: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    def blend(self, content: np.ndarray, stylized: np.ndarray, region: np.ndarray | None = None, *,
+              photo_outside: bool = True) -> np.ndarray:  # fmt: skip
         import cv2
 
         h, w = content.shape[:2]
         grey, small = _flow_inputs(content)
         cur_in = grey.astype(np.float32)
         cur_out = stylized.astype(np.float32)
+        share = None if region is None else _share(region, (h, w))
         prev_out, prev_in, prev_small = self._prev_out, self._prev_in, self._prev_small
         if (
             self.temporal <= 0.0
@@ -140,6 +159,13 @@ class TemporalBlender:
             warped_in = cv2.remap(prev_in, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             diff = cv2.absdiff(warped_in, cur_in)  # on luminance: a third of the work of RGB
             mask *= np.clip((_PHOTO_HIGH - diff) / (_PHOTO_HIGH - _PHOTO_LOW), 0.0, 1.0)
+            if share is not None or self._prev_region is not None:
+                # Only what was in the same region before is carried: the style is not dragged
+                # into what the mask newly takes (nor the photo, or the outside style, into it).
+                now = share if share is not None else np.ones((h, w), np.float32)
+                before = self._prev_region if self._prev_region is not None else np.ones((h, w), np.float32)
+                moved = cv2.remap(before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                mask *= 1.0 - np.abs(now - moved)
             # A soft edge around occlusions: no seam where new content meets carried strokes.
             mask = cv2.GaussianBlur(mask, (0, 0), 1.5)
             # Cubic resampling: the carried frame is resampled again every frame, and linear
@@ -147,9 +173,14 @@ class TemporalBlender:
             warped = cv2.remap(prev_out, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
             weight = (mask * self.temporal)[..., None]
             out = _keep_detail(weight * warped + (1.0 - weight) * cur_out, cur_out)
+            if share is not None and photo_outside:
+                # Where the mask is 0 the engine gave the photo's pixels: they stay exactly those
+                # (cur + 0 * anything = cur), and grey areas take the carried style in proportion.
+                out = cur_out + share[..., None] * (out - cur_out)
             self.last_reliable = float(mask.mean())
         np.clip(out, 0.0, 255.0, out=out)
         self._prev_in, self._prev_small, self._prev_out = cur_in, small, out
+        self._prev_region = share
         return np.rint(out).astype(np.uint8)
 
     def _reliable(self, small: np.ndarray, prev_small: np.ndarray,
@@ -181,6 +212,14 @@ class TemporalBlender:
         inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
         mask *= inside
         return mask, map_x, map_y
+
+
+def _share(region: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A mask (HxW uint8, the frame's size) as the style's share of each pixel, float32 in 0..1."""
+    if region.shape != shape or region.dtype != np.uint8:
+        raise BadOptionError(f"A frame's region must be an HxW uint8 mask of {shape}, not "
+                             f"{region.dtype} {region.shape}.")  # fmt: skip
+    return region.astype(np.float32) / np.float32(255)
 
 
 def _flow_inputs(content: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,6 +295,118 @@ def _keep_detail(blended: np.ndarray, stylized: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Masks
+
+#: The files a mask folder's masks are read from; other files and hidden ones are ignored.
+MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _natural_key(name: str) -> list[tuple[str, int]]:
+    """Sort key of a file name with its digit runs compared as numbers: frame2 before frame10."""
+    parts = re.split(r"([0-9]+)", name.lower())
+    return [(parts[i], int(parts[i + 1]) if i + 1 < len(parts) else -1) for i in range(0, len(parts), 2)]
+
+
+def mask_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """A mask folder's image files (:data:`MASK_SUFFIXES`, not hidden) in natural name order:
+    digit runs compare as numbers, so ``m2.png`` comes before ``m10.png`` (ties: the name)."""
+    path = Path(folder).expanduser()
+    try:
+        entries = list(path.iterdir())
+    except OSError as exc:
+        raise InvalidMaskError(f"The mask folder '{path}' cannot be read: {exc.strerror or exc}.") from None
+    files = [p for p in entries
+             if p.suffix.lower() in MASK_SUFFIXES and not p.name.startswith(".") and p.is_file()]  # fmt: skip
+    if not files:
+        raise InvalidMaskError(
+            f"The mask folder '{path}' holds no mask images ({', '.join(MASK_SUFFIXES)}): "
+            "give one per frame."
+        )
+    return sorted(files, key=lambda p: (_natural_key(p.name), p.name))
+
+
+class _Masks:
+    """Where each frame's mask comes from: nowhere, one mask for every frame (read once), or one
+    per frame (read as its frame comes, so memory stays flat), in order."""
+
+    def __init__(self, mask: MaskArg) -> None:
+        self.given = mask
+        self.fixed: np.ndarray | None = None
+        self.items: Sequence[Any] | None = None
+        self.where = "the list of masks"
+        self.taken = 0
+        self.frames_expected: int | None = None  # for the message when they run out
+        self._first: np.ndarray | None = None
+        self._limits: ImageLimits | None = None
+        if isinstance(mask, (str, os.PathLike)) and Path(mask).expanduser().is_dir():
+            self.items = mask_files(mask)
+            self.where = f"the mask folder '{Path(mask).expanduser()}'"
+        elif isinstance(mask, (list, tuple)):
+            if not mask:
+                raise InvalidMaskError("The list of masks is empty: give one per frame (or one for all).")
+            self.items = mask
+
+    @property
+    def kind(self) -> str | None:
+        """``"fixed"``, ``"per-frame"`` or None (no mask)."""
+        if self.given is None:
+            return None
+        return "fixed" if self.items is None else "per-frame"
+
+    @property
+    def count(self) -> int | None:
+        """How many per-frame masks there are (None: not per frame)."""
+        return None if self.items is None else len(self.items)
+
+    def open(self, limits: ImageLimits) -> np.ndarray | None:
+        """Read the fixed mask, or the first per-frame one (so a bad one fails before any frame):
+        the mask the request is checked with."""
+        from sdk import imaging
+
+        self._limits = limits
+        if self.given is None:
+            return None
+        if self.items is None:
+            self.fixed = imaging.read_mask(cast("ImageInput", self.given), limits)
+            return self.fixed
+        self._first = self._read(0)
+        return self._first
+
+    def too_few(self, frames: int, *, at_least: bool = False) -> InvalidMaskError:
+        count = self.count
+        more = " or more" if at_least else ""
+        about = f" (of about {self.frames_expected})" if at_least and self.frames_expected else ""
+        return InvalidMaskError(
+            f"{self.where[0].upper()}{self.where[1:]} holds {count} masks for {frames}{more} frames{about}: "
+            "give one mask per frame."
+        )
+
+    def take(self, n: int) -> list[np.ndarray]:
+        """The next ``n`` frames' masks, read now."""
+        assert self.items is not None
+        if self.taken + n > len(self.items):
+            raise self.too_few(self.taken + n, at_least=True)
+        masks = [self._read(i) for i in range(self.taken, self.taken + n)]
+        self.taken += n
+        return masks
+
+    def _read(self, index: int) -> np.ndarray:
+        from sdk import imaging
+
+        assert self.items is not None
+        if index == 0 and self._first is not None:
+            first, self._first = self._first, None  # read once, for the check; used once
+            return first
+        item = self.items[index]
+        try:
+            return imaging.read_mask(item, self._limits)
+        except InvalidMaskError as exc:
+            if isinstance(item, (str, os.PathLike)):
+                raise  # the message names the file
+            raise InvalidMaskError(f"Mask {index + 1} of {len(self.items)}: {exc.message}") from None
+
+
+# ---------------------------------------------------------------------------------------------
 # Frames
 
 
@@ -267,6 +418,14 @@ class FrameStylizer:
     checks and loads it at once and takes effect on the next frame; ``reset()`` forgets the
     previous frame (call it at a cut or when the source changes). Thread-safe: a camera loop
     may process while another thread switches the style.
+
+    ``scale``, ``mask`` and ``outside`` are :func:`sdk.stylize`'s, for every frame. ``mask`` is
+    one image (read once, fitted to each frame) or one mask per frame: a list or tuple of
+    images, or a folder of image files in natural name order (:func:`mask_files`), taken one
+    per frame processed, in order; running out is an :class:`~sdk.errors.InvalidMaskError`.
+    ``process(frame, mask=...)`` gives one frame its own mask instead. Where a mask is black
+    the output frame is the input frame's pixels exactly (the temporal blend included), unless
+    ``outside`` paints it in a second style.
     """
 
     def __init__(
@@ -278,6 +437,9 @@ class FrameStylizer:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
+        scale: float = 1.0,
+        mask: MaskArg | _Masks = None,
+        outside: StyleArg | None = None,
         device: str = "auto",
         runner: str | None = None,
     ) -> None:
@@ -286,16 +448,22 @@ class FrameStylizer:
         extras.require("video", "sdk.video")  # one line naming the extra, before any work
         # The Python edge: options are checked once, by making the request (as sdk.stylize does).
         request = StyleRequest(strength=strength, preserve_color=preserve_color, max_side=max_side,
-                               style_image=style_image)  # fmt: skip
+                               style_image=style_image, scale=scale)  # fmt: skip
+        self._blender = TemporalBlender(temporal)
+        self._masks = mask if isinstance(mask, _Masks) else _Masks(mask)
+        self._engine: Engine = api.engine(device, runner)
+        painting = None
         if style_image is not None:
             # Decoded once, not once per frame (an array is only checked when the engine meets it).
             painting = imaging.decode(style_image).rgb
-            request = StyleRequest(strength=request.strength, preserve_color=request.preserve_color,
-                                   max_side=request.max_side, style_image=painting)  # fmt: skip
-        self._request = request
-        self._blender = TemporalBlender(temporal)
-        self._engine: Engine = api.engine(device, runner)
+        # The mask too is read once (a fixed one), or the first of one per frame, so a bad mask
+        # or an outside= without one fails here.
+        first_mask = self._masks.open(self._engine.limits)
+        self._request = replace(request, style_image=painting, mask=first_mask,
+                                outside=_choice(outside) if outside is not None else None)  # fmt: skip
         self._lock = threading.Lock()
+        self._outside: ResolvedStyle | None = None if outside is None else self._resolve(outside)
+        self._fitted: dict[tuple[int, int], np.ndarray] = {}  # the fixed mask at each frame size
         self._resolved: ResolvedStyle = self._check(style)
 
     @property
@@ -304,13 +472,23 @@ class FrameStylizer:
 
     @property
     def request(self) -> StyleRequest:
-        """The checked options every frame runs with."""
+        """The checked options every frame runs with (``mask``: the fixed mask, or the first frame's)."""
         return self._request
 
     @property
     def limits(self) -> ImageLimits:
         """The image limits frames are held to (the engine's: ``STYLEKIT_MAX_PIXELS`` etc.)."""
         return self._engine.limits
+
+    @property
+    def outside(self) -> ResolvedStyle | None:
+        """The style painted where the mask is black (None: the frame's own pixels stay)."""
+        return self._outside
+
+    @property
+    def masks(self) -> str | None:
+        """``"fixed"`` (one mask for every frame), ``"per-frame"`` or None."""
+        return self._masks.kind
 
     @property
     def style(self) -> ResolvedStyle:
@@ -325,14 +503,18 @@ class FrameStylizer:
             # The carried frame is in the old style: start the new one afresh.
             self._blender.reset()
 
-    def _check(self, style: StyleArg) -> ResolvedStyle:
+    @staticmethod
+    def _resolve(style: StyleArg) -> ResolvedStyle:
         from sdk.info import StyleInfo
         from sdk.registry import default_registry
 
-        resolved = default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
+        return default_registry().resolve(style.name if isinstance(style, StyleInfo) else style)
+
+    def _check(self, style: StyleArg) -> ResolvedStyle:
+        resolved = self._resolve(style)
         # An empty batch: the engine checks the style against the request and loads the model,
         # so a bad choice fails here and the first frame in it does not wait for the load.
-        self._engine.run_batch([], resolved, self._request)
+        self._engine.run_batch([], resolved, self._request, self._outside)
         return resolved
 
     def reset(self) -> None:
@@ -340,23 +522,72 @@ class FrameStylizer:
         with self._lock:
             self._blender.reset()
 
-    def process(self, frame: np.ndarray) -> np.ndarray:
-        """One frame (HxWx3 uint8 RGB) -> its stylized frame, consistent with the previous one."""
-        return self.process_many([frame])[0]
+    def process(self, frame: np.ndarray, mask: ImageInput | None = None) -> np.ndarray:
+        """One frame (HxWx3 uint8 RGB) -> its stylized frame, consistent with the previous one.
 
-    def process_many(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Several consecutive frames at once (one engine call; a tensor batch on a GPU)."""
+        ``mask``: this frame's own mask, instead of the stylizer's (whose per-frame masks are
+        then not advanced)."""
+        return self.process_many([frame], None if mask is None else [mask])[0]
+
+    def process_many(self, frames: Sequence[np.ndarray],
+                     masks: Sequence[ImageInput] | None = None) -> list[np.ndarray]:  # fmt: skip
+        """Several consecutive frames at once (one engine call; a tensor batch on a GPU);
+        ``masks``, if given, one per frame, instead of the stylizer's."""
+        from sdk import imaging
+
         if not frames:
             return []
+        if masks is not None and len(masks) != len(frames):
+            raise InvalidMaskError(f"{len(frames)} frames came with {len(masks)} masks: give one per frame.")
         with self._lock:
-            resolved = self._resolved
-            images = self._engine.run_batch(list(frames), resolved, self._request)
+            resolved, outside = self._resolved, self._outside
+            own: list[np.ndarray] | None
+            if masks is not None:
+                own = [imaging.read_mask(m, self._engine.limits) for m in masks]
+            elif self._masks.items is not None:
+                own = self._masks.take(len(frames))
+            else:
+                own = None
+            if own is None:
+                images = self._engine.run_batch(list(frames), resolved, self._request, outside)
+            else:
+                # A mask per frame: one request each (the engine fits each mask to its frame).
+                images = [self._engine.run(frame, resolved, replace(self._request, mask=m), outside)
+                          for frame, m in zip(frames, own, strict=True)]  # fmt: skip
             outputs = []
-            for frame, image in zip(frames, images, strict=True):
+            for i, (frame, image) in enumerate(zip(frames, images, strict=True)):
                 stylized = np.asarray(image.convert("RGB"))
                 content = frame if frame.shape == stylized.shape else _resized(frame, stylized.shape)
-                outputs.append(self._blender.blend(np.ascontiguousarray(content[..., :3]), stylized))
+                region = self._region(None if own is None else own[i], stylized.shape)
+                blended = self._blender.blend(np.ascontiguousarray(content[..., :3]), stylized, region,
+                                              photo_outside=outside is None)  # fmt: skip
+                outputs.append(blended)
             return outputs
+
+    def _region(self, mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The mask the engine applied to this frame: fitted to its size by the same rule."""
+        from sdk import imaging
+
+        size = (shape[1], shape[0])
+        if mask is not None:
+            return imaging.fit_mask(mask, size)
+        if self._masks.fixed is None:
+            return None
+        fitted = self._fitted.get(size)
+        if fitted is None:
+            fitted = self._fitted[size] = imaging.fit_mask(self._masks.fixed, size)
+            if len(self._fitted) > 8:  # frames of ever new sizes (a camera switching modes)
+                self._fitted = {size: fitted}
+        return fitted
+
+
+def _choice(style: StyleArg) -> StyleChoice:
+    """What the request names for ``outside``: a name or blend as given, else its label or name."""
+    if isinstance(style, (str, dict)):
+        return style
+    if isinstance(style, os.PathLike):
+        return os.fspath(style)
+    return str(getattr(style, "label", None) or getattr(style, "name", None) or style)
 
 
 def _resized(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -377,11 +608,16 @@ def stylize_frames(frames: Iterable[Any], style: StyleArg, **options: Any) -> It
     """Stylize a stream of frames; each comes out as it went in (HxWx3 uint8 array or PIL image).
 
     ``options`` are :class:`FrameStylizer`'s (``style_image``, ``temporal``, ``strength``,
-    ``preserve_color``, ``max_side``, ``device``, ``runner``); they and the style are checked
-    before the first frame is read. Frames are pulled one at a time, so an endless camera
-    stream works.
+    ``preserve_color``, ``max_side``, ``scale``, ``mask``, ``outside``, ``device``,
+    ``runner``); they and the style are checked before the first frame is read. Frames are
+    pulled one at a time, so an endless camera stream works. With one mask per frame and
+    frames whose number is known (a list), fewer masks than frames is refused before any
+    work; more are fine (the rest are not used).
     """
-    stylizer = FrameStylizer(style, **options)
+    masks = _Masks(options.pop("mask", None))
+    if masks.count is not None and isinstance(frames, Sized) and len(frames) > masks.count:
+        raise masks.too_few(len(frames))
+    stylizer = FrameStylizer(style, mask=masks, **options)
     return _frames(stylizer, frames)
 
 
@@ -436,6 +672,9 @@ class VideoReport:
     rotation: float  # display rotation kept from the input, in degrees (counter-clockwise)
     style: str
     temporal: float
+    scale: float = 1.0
+    mask: str | None = None  # "fixed" (one for every frame), "per-frame" or None
+    outside: str | None = None  # the style where the mask is black (None: the video's own pixels)
 
     @property
     def audio(self) -> bool:
@@ -451,7 +690,7 @@ class VideoReport:
             "input": self.source, "output": self.output, "frames": self.frames, "fps": round(self.fps, 3),
             "size": list(self.size), "seconds": round(self.seconds, 3), "elapsed": round(self.elapsed, 3),
             "audio_streams": self.audio_streams, "rotation": self.rotation, "style": self.style,
-            "temporal": self.temporal,
+            "temporal": self.temporal, "scale": self.scale, "mask": self.mask, "outside": self.outside,
         }  # fmt: skip
 
 
@@ -468,6 +707,9 @@ def stylize_video(
     preserve_color: bool = False,
     max_side: int | None = None,
     temporal: float = DEFAULT_TEMPORAL,
+    scale: float = 1.0,
+    mask: MaskArg = None,
+    outside: StyleArg | None = None,
     start: float | None = None,
     duration: float | None = None,
     device: str = "auto",
@@ -481,7 +723,13 @@ def stylize_video(
     streams (copied packet for packet). ``start``/``duration`` (seconds) cut a part.
     ``temporal`` (0..1, default 0.8) sets how strongly each frame follows the previous one
     (0: frame by frame). ``progress`` is called after each frame with a :class:`VideoProgress`.
-    The rest is as for :func:`sdk.stylize`.
+    ``scale``, ``mask`` and ``outside`` are as for :func:`sdk.stylize`; ``mask`` is one image
+    for every frame, or one per frame (a list of images, or a folder of image files in
+    natural name order: :func:`mask_files`), paired with the frames stylized in order (with
+    ``start``, the first mask is the first frame's at ``start``). Fewer masks than frames is
+    an :class:`~sdk.errors.InvalidMaskError`, raised before the first frame is decoded where
+    the container states the frame count; more are fine (the rest are not used). The rest is
+    as for :func:`sdk.stylize`.
 
     The file is written next to ``dst`` under a temporary name and renamed when complete:
     on any error ``dst`` is left as it was (the error says nothing was written). A bad input raises
@@ -503,13 +751,14 @@ def stylize_video(
         raise BadOptionError(f"Refusing to overwrite the input {source} with its result.")
     if target.exists() and target.is_dir():
         raise BadOptionError(f"The output {target} is a folder; give a file name such as out.mp4.")
+    masks = _Masks(mask)
     stylizer = FrameStylizer(style, style_image=style_image, temporal=temporal, strength=strength,
-                             preserve_color=preserve_color, max_side=max_side, device=device,
-                             runner=runner)  # fmt: skip
+                             preserve_color=preserve_color, max_side=max_side, scale=scale, mask=masks,
+                             outside=outside, device=device, runner=runner)  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     try:
-        with _Transcoder(source, tmp, muxer, encoder, stylizer, start_s, duration_s, progress) as job:
+        with _Transcoder(source, tmp, muxer, encoder, stylizer, start_s, duration_s, progress, masks) as job:
             job.run()
         tmp.replace(target)
     except StylekitError as exc:
@@ -524,7 +773,8 @@ def stylize_video(
         fps=job.frames / job.seconds if job.seconds else 0.0,
         size=job.size, seconds=job.seconds, elapsed=time.perf_counter() - started,
         audio_streams=job.audio_streams, rotation=job.rotation, style=stylizer.style.label,
-        temporal=temporal,
+        temporal=temporal, scale=stylizer.request.scale, mask=masks.kind,
+        outside=None if stylizer.outside is None else stylizer.outside.label,
     )  # fmt: skip
 
 
@@ -555,12 +805,14 @@ class _Transcoder:
     """One pass over the input: video packets are decoded, stylized and encoded; audio is remuxed."""
 
     def __init__(self, source: Path, tmp: Path, muxer: str, encoder: str, stylizer: FrameStylizer,
-                 start: float, duration: float | None, progress: ProgressFn | None) -> None:  # fmt: skip
+                 start: float, duration: float | None, progress: ProgressFn | None,
+                 masks: _Masks | None = None) -> None:  # fmt: skip
         import av
 
         self.av = av
         self.source, self.tmp, self.muxer, self.encoder = source, tmp, muxer, encoder
         self.stylizer, self.start, self.duration, self.progress = stylizer, start, duration, progress
+        self.masks = masks
         self.label = f"Video '{source}'"
         self.frames = 0
         self.seconds = 0.0
@@ -624,6 +876,7 @@ class _Transcoder:
                 raise InvalidVideoError(f"{where}: {_reason(exc)}.") from None
         self.audio_in = list(self.input.streams.audio)
         self.total = self._expected_frames()
+        self._check_masks()
         self.pending: list[tuple[np.ndarray, int]] = []
         self.audio_map: dict[int, Any] = {}
         self.audio_queue: list[Any] = []  # audio packets met before the output exists (a few)
@@ -644,6 +897,17 @@ class _Transcoder:
             raise InvalidVideoError(f"{self.label} is corrupt or truncated after {read} frames: "
                                     f"{_reason(exc)}.") from None  # fmt: skip
         self._finish()
+
+    def _check_masks(self) -> None:
+        """Fewer per-frame masks than frames: refused now where the container says how many
+        frames there are (the whole clip); otherwise when the frame without one comes."""
+        masks = self.masks
+        if masks is None or masks.count is None:
+            return
+        masks.frames_expected = self.total
+        exact = self.start == 0 and self.duration is None and int(self.video.frames or 0) > 0
+        if exact and self.total is not None and self.total > masks.count:
+            raise masks.too_few(self.total)
 
     def _expected_frames(self) -> int | None:
         video = self.video
@@ -811,12 +1075,14 @@ def _reason(exc: BaseException) -> str:
 __all__ = [
     "CONTAINERS",
     "DEFAULT_TEMPORAL",
+    "MASK_SUFFIXES",
     "FrameStylizer",
     "InvalidVideoError",
     "TemporalBlender",
     "VideoProgress",
     "VideoReport",
     "check_temporal",
+    "mask_files",
     "stylize_frames",
     "stylize_video",
     "warping_error",

@@ -24,9 +24,17 @@ av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
 import sdk  # noqa: E402
+from sdk import imaging  # noqa: E402
 from sdk.cli import main  # noqa: E402
-from sdk.errors import ImageTooLargeError, InvalidVideoError  # noqa: E402
-from sdk.video import FrameStylizer, VideoProgress, VideoReport, stylize_frames, stylize_video  # noqa: E402
+from sdk.errors import ImageTooLargeError, InvalidMaskError, InvalidVideoError  # noqa: E402
+from sdk.video import (  # noqa: E402
+    FrameStylizer,
+    VideoProgress,
+    VideoReport,
+    mask_files,
+    stylize_frames,
+    stylize_video,
+)
 
 STYLE = "fiery-brushstrokes"
 STEP = 3  # px the camera pans per frame
@@ -341,6 +349,151 @@ def test_memory_does_not_grow_with_the_clip(fast: str, photo: Path, tmp_path: Pa
 
 
 # ---------------------------------------------------------------------------------------------
+# Stroke size and regions: scale=, mask=, outside=
+
+
+def moving_masks(folder: Path, n: int, w: int = W, h: int = H, step: int = 6) -> list[np.ndarray]:
+    """``n`` masks, a white box (with a grey rim) that moves ``step`` px right per frame, written as
+    ``mask_1.png`` .. ``mask_n.png``: unpadded numbers, so name order alone would put 10 before 2."""
+    folder.mkdir(parents=True, exist_ok=True)
+    masks = []
+    for i in range(n):
+        m = np.zeros((h, w), np.uint8)
+        x = 10 + i * step
+        m[15 : h - 15, x : x + 60] = 128
+        m[20 : h - 20, x + 5 : x + 55] = 255
+        Image.fromarray(m, "L").save(folder / f"mask_{i + 1}.png")
+        masks.append(m)
+    (folder / "notes.txt").write_text("not a mask: ignored\n")
+    (folder / ".hidden.png").write_bytes(b"ignored too")
+    return masks
+
+
+def test_scale_1_is_todays_output_and_scale_2_repaints_at_the_frame_size(pan: list[np.ndarray]) -> None:
+    frames = pan[:4]
+    today = list(stylize_frames(frames, style=STYLE))
+    same = list(stylize_frames(frames, style=STYLE, scale=1.0))
+    np.testing.assert_array_equal(np.stack(same), np.stack(today))
+    # Frame by frame, scale=1 is a photo's stylization, pixel for pixel.
+    alone = list(stylize_frames(frames, style=STYLE, temporal=0, scale=1))
+    for frame, out in zip(frames, alone, strict=True):
+        np.testing.assert_array_equal(out, np.asarray(sdk.stylize(frame, STYLE)))
+    bigger = list(stylize_frames(frames, style=STYLE, scale=2))
+    assert all(b.shape == (H, W, 3) and b.dtype == np.uint8 for b in bigger)
+    assert all(np.abs(b.astype(np.int16) - t).mean() > 5 for b, t in zip(bigger, today, strict=True))
+    assert FrameStylizer(STYLE, scale=2).request.scale == 2.0
+    with pytest.raises(sdk.BadOptionError, match=r"scale must be a number from 0\.25 to 8"):
+        FrameStylizer(STYLE, scale=9)
+
+
+def test_a_fixed_mask_keeps_the_frames_pixels_exactly_through_the_temporal_blend(
+    pan: list[np.ndarray], tmp_path: Path
+) -> None:
+    # Any mode, any size with the frame's aspect ratio: RGBA at twice the size, the left part
+    # transparent, a grey band, the right part opaque white.
+    rgba = np.zeros((2 * H, 2 * W, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[:, 2 * W // 2 :, 3] = 255
+    rgba[:, 2 * W // 2 - 20 : 2 * W // 2, 3] = 128
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "mask.png")
+    black = imaging.fit_mask(imaging.read_mask(tmp_path / "mask.png"), (W, H)) == 0
+    assert 0.3 < black.mean() < 0.5
+    stylizer = FrameStylizer(STYLE, mask=tmp_path / "mask.png")
+    assert stylizer.masks == "fixed" and stylizer.request.mask is not None
+    outs = [stylizer.process(frame) for frame in pan[:8]]
+    for frame, out in zip(pan[:8], outs, strict=True):
+        np.testing.assert_array_equal(out[black], frame[black])
+        assert np.abs(out[:, -40:].astype(np.int16) - frame[:, -40:]).mean() > 10  # painted there
+    # The blend still follows the motion where the style is.
+    assert stylizer._blender.last_reliable > 0.2
+
+
+def test_per_frame_masks_from_a_folder_follow_each_frame_exactly(
+    pan: list[np.ndarray], tmp_path: Path
+) -> None:
+    masks = moving_masks(tmp_path / "masks", 12)
+    assert [p.name for p in mask_files(tmp_path / "masks")][:3] == ["mask_1.png", "mask_2.png", "mask_3.png"]
+    frames = pan[:12]
+    outs = list(stylize_frames(frames, style=STYLE, mask=tmp_path / "masks"))
+    assert len(outs) == 12
+    for i, (frame, out, mask) in enumerate(zip(frames, outs, masks, strict=True)):
+        black, white = mask == 0, mask == 255
+        np.testing.assert_array_equal(out[black], frame[black], err_msg=f"frame {i + 1}")
+        assert np.abs(out[white].astype(np.int16) - frame[white]).mean() > 10, i
+    # A list of images works the same, and process(frame, mask=...) gives one frame its own.
+    listed = list(stylize_frames(frames[:3], style=STYLE, mask=[Image.fromarray(m) for m in masks[:3]]))
+    np.testing.assert_array_equal(np.stack(listed), np.stack(outs[:3]))
+    own = FrameStylizer(STYLE, temporal=0).process(frames[4], mask=masks[4])
+    np.testing.assert_array_equal(own[masks[4] == 0], frames[4][masks[4] == 0])
+
+
+def test_outside_paints_the_black_part_in_a_second_style(pan: list[np.ndarray]) -> None:
+    mask = np.zeros((H, W), np.uint8)
+    mask[:, W // 2 :] = 255
+    out = list(stylize_frames(pan[:2], style=STYLE, mask=mask, outside="ink-and-yellow", temporal=0))
+    other = FrameStylizer("ink-and-yellow", temporal=0).process(pan[1])
+    mine = FrameStylizer(STYLE, temporal=0).process(pan[1])
+    np.testing.assert_array_equal(out[1][:, : W // 2], other[:, : W // 2])
+    np.testing.assert_array_equal(out[1][:, W // 2 :], mine[:, W // 2 :])
+    steady = FrameStylizer(STYLE, mask=mask, outside="ink-and-yellow")
+    assert steady.outside is not None and steady.outside.label == "ink-and-yellow"
+    assert all(f.shape == (H, W, 3) for f in (steady.process(pan[0]), steady.process(pan[1])))
+    with pytest.raises(sdk.BadOptionError, match="give a mask too"):
+        FrameStylizer(STYLE, outside="ink-and-yellow")
+
+
+def test_too_few_masks_is_one_error_naming_the_counts(
+    fast: str, pan: list[np.ndarray], clips: dict[str, Path], tmp_path: Path
+) -> None:
+    moving_masks(tmp_path / "ten", 10)
+    with pytest.raises(InvalidMaskError, match=r"mask folder '.*ten' holds 10 masks for 12 frames"):
+        stylize_frames(pan[:12], style=fast, mask=tmp_path / "ten")  # a list: checked before any work
+    # A stream whose length is unknown: when the frame without a mask comes.
+    stream = stylize_frames(iter(pan[:12]), style=fast, mask=tmp_path / "ten", temporal=0)
+    assert len(list(itertools.islice(stream, 10))) == 10
+    with pytest.raises(InvalidMaskError, match="holds 10 masks for 11 or more frames"):
+        next(stream)
+    # A file whose header gives the frame count: refused before the first frame is decoded.
+    with pytest.raises(InvalidMaskError, match=r"holds 10 masks for 16 frames.*Nothing was written") as info:
+        stylize_video(clips["pan"], tmp_path / "out.mp4", style=fast, mask=tmp_path / "ten")
+    assert info.value.http_status == 400 and info.value.code == "invalid_mask"
+    assert nothing_left(tmp_path, "out.mp4")
+    # More masks than frames is fine: the rest are not used.
+    assert len(list(stylize_frames(pan[:4], style=fast, mask=tmp_path / "ten", temporal=0))) == 4
+
+
+def test_bad_masks_are_refused_before_any_frame(fast: str, clips: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "empty").mkdir()
+    Image.new("L", (W, W), 255).save(tmp_path / "square.png")  # 160x160 for 160x120 frames
+    for mask, message in [
+        (tmp_path / "broken.png", "broken.png"),
+        (b"", "empty"),
+        (tmp_path / "empty", "holds no mask images"),
+        ([], "list of masks is empty"),
+        (tmp_path / "square.png", "aspect ratio"),
+    ]:
+        with pytest.raises(InvalidMaskError, match=message):
+            stylize_video(clips["pan"], tmp_path / "out.mp4", style=fast, mask=mask)  # type: ignore[arg-type]
+        assert nothing_left(tmp_path, "out.mp4")
+
+
+def test_stylize_video_with_per_frame_masks_and_scale(fast: str, photo: Path, tmp_path: Path) -> None:
+    frames = pan_frames(photo, 12)
+    masks = moving_masks(tmp_path / "masks", 12)
+    clip = write_clip(tmp_path / "clip.mp4", frames)
+    report = stylize_video(clip, tmp_path / "out.mkv", style=fast, mask=tmp_path / "masks", scale=2)
+    assert report.frames == 12 and report.size == (W, H)
+    assert (report.scale, report.mask, report.outside) == (2.0, "per-frame", None)
+    source, out = read_frames(clip), read_frames(tmp_path / "out.mkv")
+    for i in range(12):  # after H.264 (crf 18): the video where black, the negative where white
+        black, white = masks[i] == 0, masks[i] == 255
+        assert np.abs(out[i][black].astype(np.int16) - source[i][black]).mean() < 6, i
+        negative = 255 - source[i][white].astype(np.int16)
+        assert np.abs(out[i][white].astype(np.int16) - negative).mean() < 25, i
+
+
+# ---------------------------------------------------------------------------------------------
 # Bad input: one typed error, nothing left behind
 
 
@@ -472,6 +625,57 @@ def test_cli_writes_the_video_and_reports_progress(
     assert report["frames"] == 16 and report["size"] == [80, 60] and report["audio_streams"] == 1
     assert report["temporal"] == 0.5 and len(read_frames(out)) == 16
     assert lines[-1].startswith("stylekit: 16/16 frames") and "frames/s" in lines[-1]
+
+
+def test_cli_scale_mask_and_outside(
+    fast: str, photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = pan_frames(photo, 12)
+    masks = moving_masks(tmp_path / "masks", 12)
+    clip = write_clip(tmp_path / "clip.mp4", frames)
+    out = tmp_path / "o.mkv"
+    rc, stdout, lines = run_main(capsys, "video", clip, "-s", fast, "-o", out, "--scale", "2",
+                                 "--mask", tmp_path / "masks", "--json", "-q")  # fmt: skip
+    assert rc == 0, lines
+    report = json.loads(stdout)
+    assert report["frames"] == 12 and report["scale"] == 2 and report["mask"] == "per-frame"
+    got, source = read_frames(out), read_frames(clip)
+    assert np.abs(got[7][masks[7] == 0].astype(np.int16) - source[7][masks[7] == 0]).mean() < 6
+    # A fixed mask and a second style where it is black (a package file: the CLI user's own).
+    Image.fromarray(masks[0]).save(tmp_path / "one.png")
+    rc, stdout, lines = run_main(capsys, "video", clip, "-s", STYLE, "-o", out, "--mask",
+                                 tmp_path / "one.png", "--outside", fast, "--temporal", "0", "--json",
+                                 "-q")  # fmt: skip
+    assert rc == 0, lines
+    report = json.loads(stdout)
+    assert report["mask"] == "fixed" and report["outside"] == "negative"
+    black = masks[0] == 0
+    got = read_frames(out)
+    assert np.abs(got[3][black].astype(np.int16) - (255 - source[3][black].astype(np.int16))).mean() < 6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scale", "9"], "stylekit: error: --scale must be a number from 0.25 to 8"),
+        (["--outside", "starry-night"], "stylekit: error: --outside names the style where the mask is black"),
+        (["--mask", "no-such-mask.png"], "stylekit: error: Mask no-such-mask.png: no such file or folder."),
+        (["--mask", "FEW"], "stylekit: error: The mask folder '"),
+    ],
+)
+def test_cli_mask_errors_are_one_line_and_exit_2(
+    fast: str, args: list[str], message: str, clips: dict[str, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    if args[-1] == "FEW":
+        moving_masks(tmp_path / "few", 3)
+        args = ["--mask", "few"]
+    rc, stdout, lines = run_main(capsys, "video", clips["pan"], "-s", fast, "-o", tmp_path / "o.mp4", *args)
+    assert rc == 2 and stdout == "" and len(lines) == 1 and lines[0].startswith(message), lines
+    if args[1] == "few":
+        assert "holds 3 masks for 16 frames" in lines[0] and "Nothing was written" in lines[0]
+    assert nothing_left(tmp_path, "o.mp4")
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,56 @@ def test_a_clip_comes_back_stylized_with_progress(client: TestClient, clips: dic
     assert _temp_files(client) == []
 
 
+def _result_frames(c: TestClient, response: Any) -> list[np.ndarray]:
+    assert response.status_code == 202, response.text
+    status = _wait_job(c, response.json()["id"])
+    assert status["state"] == "done", status
+    result = c.get(f"/api/videos/{response.json()['id']}/result")
+    assert result.status_code == 200
+    with av.open(io.BytesIO(result.content)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_a_job_takes_scale_a_mask_and_outside(client: TestClient, clips: dict[str, Path]) -> None:
+    with av.open(str(clips["pan"])) as c:
+        source = [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
+    plain = _result_frames(client, _post(client, clips["pan"], temporal="0"))
+    bigger = _result_frames(client, _post(client, clips["pan"], temporal="0", scale="2"))
+    assert len(bigger) == FRAMES and bigger[0].shape == (H, W, 3)  # the clip's size, strokes twice as big
+    assert np.abs(bigger[3].astype(np.int16) - plain[3]).mean() > 3
+    # A fixed mask (one image for every frame, here at twice the size): the left half stays the video.
+    mask = np.zeros((2 * H, 2 * W), np.uint8)
+    mask[:, W:] = 255
+    png = io.BytesIO()
+    Image.fromarray(mask).save(png, "PNG")
+    files = {"video": ("my clip.mp4", clips["pan"].read_bytes(), "video/mp4"),
+             "mask": ("mask.png", png.getvalue(), "image/png")}  # fmt: skip
+    kept = _result_frames(client, client.post("/api/videos", files=files, data={"style": STYLE}))
+    left = slice(0, W // 2 - 4)
+    for out, frame in zip(kept, source, strict=True):
+        assert np.abs(out[:, left].astype(np.int16) - frame[:, left]).mean() < 6  # H.264 of the same pixels
+        assert np.abs(out[:, W // 2 + 4 :].astype(np.int16) - frame[:, W // 2 + 4 :]).mean() > 10
+    other = _result_frames(client, client.post("/api/videos", files=files,
+                                                data={"style": STYLE, "outside": OTHER}))  # fmt: skip
+    assert np.abs(other[2][:, left].astype(np.int16) - source[2][:, left]).mean() > 10
+    assert _temp_files(client) == []
+
+
+def test_a_scale_that_paints_past_the_longest_side_is_refused_at_once(clips: dict[str, Path]) -> None:
+    with _app(max_side=128) as c:
+        jobs = c.app.state.stylekit.videos.jobs  # type: ignore[attr-defined]
+        # 96 px frames at scale 0.5 would be painted at 192 px: over 128.
+        response = _post(c, clips["pan"], scale="0.5")
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["error"] == "bad_option" and "scale=0.5" in body["message"] and "128" in body["message"]
+        assert jobs == {} and _temp_files(c) == []
+        # 0.8 paints at 120 px: within the limit.
+        assert _result_frames(c, _post(c, clips["pan"], scale="0.8", temporal="0"))[0].shape == (H, W, 3)
+        response = _post(c, clips["pan"], scale="9")
+        assert response.status_code == 400 and "scale" in response.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("name", "status", "code", "words"),
     [

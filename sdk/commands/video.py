@@ -1,6 +1,8 @@
 """``stylekit video IN -s STYLE -o OUT``: stylize a video file, with temporal consistency.
 
 The output keeps the frames, their timestamps, the rotation metadata and the audio (copied).
+``--scale`` sets the stroke size, ``--mask`` (an image for every frame, or a folder of one per
+frame) where the style goes, ``--outside`` a second style for where the mask is black.
 Progress (frames, frames/s, ETA) goes to stderr; the report of what was written to stdout
 (``--json`` for one JSON line). Options and the style are checked before the first frame; any
 error is one line and exit 2, and leaves nothing at ``-o``.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdk import runners, wire
-from sdk.errors import InvalidImageError
+from sdk.errors import BadOptionError, InvalidImageError, InvalidMaskError
 
 if TYPE_CHECKING:
     from sdk.video import VideoProgress
@@ -52,6 +54,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"0..1: how much each frame follows the previous one along the motion "
         f"(0 = frame by frame; default {DEFAULT_TEMPORAL})",
     )
+    add(
+        "--scale",
+        type=wire.arg_type(wire.parse_float, "--scale", wire.MIN_SCALE, wire.MAX_SCALE),
+        default=1.0,
+        metavar="X",
+        help=f"stroke size, {wire.MIN_SCALE:g} to {wire.MAX_SCALE:g}: the network paints each frame "
+        "at its size divided by X (default 1)",
+    )
+    add("--mask", metavar="PATH", help="where the style goes (white) and the video stays (black): an image "
+        "for every frame, or a folder of one image per frame, in natural name order")  # fmt: skip
+    add("--outside", metavar="STYLE", help="paint where the mask is black in this style (needs --mask)")
     add("--start", type=wire.arg_type(wire.parse_float, "--start", 0.0, 1e7), metavar="S",
         help="begin S seconds into the video")  # fmt: skip
     add("--duration", type=wire.arg_type(wire.parse_float, "--duration", 1e-3, 1e7), metavar="D",
@@ -94,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
     style = args.style if looks_like_path(args.style) else wire.parse_style(args.style)
     if args.style_image is not None and not Path(args.style_image).is_file():
         raise InvalidImageError(f"Style image {args.style_image}: no such file.")
+    outside = None
+    if args.outside is not None:
+        if args.mask is None:
+            raise BadOptionError("--outside names the style where the mask is black; give --mask too.")
+        outside = args.outside if looks_like_path(args.outside) else wire.parse_style(args.outside)
+    if args.mask is not None and not Path(args.mask).expanduser().exists():
+        raise InvalidMaskError(f"Mask {args.mask}: no such file or folder.")
     keep_freed_memory()  # this process only stylizes: reuse freed activations (sdk.allocator)
     progress = None if args.quiet else _Progress()
     try:
@@ -106,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
             preserve_color=args.preserve_color,
             max_side=args.max_side,
             temporal=args.temporal,
+            scale=args.scale,
+            mask=args.mask,
+            outside=outside,
             start=args.start,
             duration=args.duration,
             device=args.device,

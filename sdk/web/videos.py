@@ -5,6 +5,12 @@ private temp folder and runs :func:`sdk.video.stylize_video` in a worker thread 
 time); ``GET /api/videos/{id}`` reads the job's :class:`Job` fields, which the progress
 callback updates; ``GET /api/videos/{id}/result`` sends the MP4 once, then drops it.
 
+The job takes the photo route's options (``sdk.wire.StyleRequest``), ``scale``, a fixed ``mask``
+(one image for every frame, read once) and ``outside`` included. A ``scale`` below 1 paints
+each frame at more than its size: the clip's frame size is read from its header when the job
+is started, and a scale that would make the network paint past the server's longest side
+(``max_side``, as for photos) is refused at once (400), before any frame is decoded.
+
 Bounds: at most ``max_jobs`` jobs exist at once (queued, running, or finished and not yet
 fetched or expired); the next is refused with 503 (``BusyError``). A finished job is kept
 ``ttl`` seconds. Files: the clip is deleted as soon as its job ends (whatever the outcome), the
@@ -16,6 +22,7 @@ path. Errors shown to the client never name a file of the server.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -28,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from sdk import wire
-from sdk.errors import BusyError, ImageTooLargeError, StylekitError
+from sdk.errors import BadOptionError, BusyError, ImageTooLargeError, StylekitError
 from sdk.web.guard import INTERNAL_ERROR, error_body
 
 log = logging.getLogger(__name__)
@@ -68,8 +75,11 @@ class Job:
 class VideoJobs:
     """The jobs of one app instance, their private temp folder, and the one worker lock."""
 
-    def __init__(self, *, max_jobs: int, max_frames: int, ttl: float) -> None:
+    def __init__(self, *, max_jobs: int, max_frames: int, ttl: float, max_side: int | None = None) -> None:
         self.max_jobs, self.max_frames, self.ttl = max_jobs, max_frames, ttl
+        # The longest side the network may paint at (WebSettings.max_side); None: the request's
+        # own max_side, which the app always sets and caps by it.
+        self.max_side = max_side
         self.jobs: dict[str, Job] = {}
         self._folder: Path | None = None
         self._lock = threading.Lock()  # guards ``jobs`` and the folder
@@ -105,11 +115,17 @@ class VideoJobs:
 
     def start(self, job_id: str, clip: bytes, name: str, request: wire.StyleRequest, temporal: float,
               painting_name: str | None, device: str) -> Job:  # fmt: skip
-        """Write the clip and start its worker thread (the request's style is canonical)."""
+        """Write the clip and start its worker thread (the request's style and ``outside`` are
+        canonical). A ``scale`` that would paint past the longest side is refused here."""
         assert request.style is not None
         fd, source = tempfile.mkstemp(suffix=".clip", dir=self.folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(clip)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(clip)
+            self._check_work_side(Path(source), request)
+        except BaseException:
+            Path(source).unlink(missing_ok=True)
+            raise
         job = Job(job_id, name, request.style, painting_name, Path(source), Path(source).with_suffix(".mp4"))
         with self._lock:
             self.jobs[job_id] = job
@@ -117,6 +133,28 @@ class VideoJobs:
                                   name=f"video-{job_id[:6]}", daemon=True)  # fmt: skip
         worker.start()
         return job
+
+    def _check_work_side(self, source: Path, request: wire.StyleRequest) -> None:
+        """Below 1, ``scale`` enlarges what the network paints: hold it to the longest side, as
+        the photo route does, from the frame size in the clip's header (an unreadable clip is
+        left to ``stylize_video``, which says what is wrong with it)."""
+        if request.scale >= 1.0:
+            return
+        limit = self.max_side or request.max_side
+        size = _frame_size(source)
+        if limit is None or size is None:
+            return
+        longest = max(size)
+        if request.max_side is not None:
+            longest = min(longest, request.max_side)  # frames are only ever shrunk to max_side
+        work = round(longest / request.scale)
+        if work > limit:
+            least = math.ceil(100 * longest / limit) / 100
+            raise BadOptionError(
+                f"scale={request.scale:g} would paint this clip's {longest} px frames at {work} px, over "
+                f"this server's {limit} px; choose a stroke size of at least {least:g} or a smaller "
+                "longest side."
+            )
 
     def _run(self, job: Job, request: wire.StyleRequest, temporal: float, device: str) -> None:
         from sdk.video import VideoProgress, stylize_video
@@ -137,7 +175,8 @@ class VideoJobs:
                 assert request.style is not None
                 stylize_video(job.source, job.output, request.style, style_image=request.style_image,
                               strength=request.strength, preserve_color=request.preserve_color,
-                              max_side=request.max_side, temporal=temporal, device=device,
+                              max_side=request.max_side, temporal=temporal, scale=request.scale,
+                              mask=request.mask, outside=request.outside, device=device,
                               progress=progress)  # fmt: skip
             job.frames_total = job.frames_done
             job.eta_s = 0.0
@@ -193,6 +232,21 @@ class VideoJobs:
             folder, self._folder = self._folder, None
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _frame_size(source: Path) -> tuple[int, int] | None:
+    """The (width, height) of a clip's frames as its header states them, or None if unknown."""
+    import av
+
+    try:
+        with av.open(str(source), "r") as container:
+            if not container.streams.video:
+                return None
+            cc = container.streams.video[0].codec_context
+            w, h = int(cc.width or 0), int(cc.height or 0)
+    except av.FFmpegError:
+        return None
+    return (w, h) if w and h else None
 
 
 __all__ = ["VIDEO_NEEDS_LOCAL", "Job", "JobState", "VideoJobs"]
