@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             max_side=args.max_side,
             temporal=args.temporal,
             scale=args.scale,
-            mask=args.mask,
+            mask=None if args.mask is None else str(Path(args.mask).expanduser()),
             outside=outside,
             start=args.start,
             duration=args.duration,
