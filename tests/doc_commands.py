@@ -116,6 +116,19 @@ _MAKE_CLIP = (
     "[o.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(p[:, 3 * i:3 * i + 96]), "
     "format='rgb24'))) for i in range(12)]; o.mux(s.encode()); o.close()\""
 )
+# docs/video.md's masks: mask.png (the clip's right half) and masks/ (it moving, one per frame).
+_MAKE_MASKS = (
+    "python -c \"import os, PIL.Image as I, PIL.ImageDraw as D; m = I.new('L', (96, 64)); "
+    "D.Draw(m).rectangle((48, 0, 95, 63), fill=255); m.save('mask.png'); "
+    "os.makedirs('masks', exist_ok=True); "
+    "[m.transform(m.size, I.Transform.AFFINE, (1, 0, -2 * i, 0, 1, 0)).save(f'masks/frame{i + 1}.png') "
+    "for i in range(12)]\""
+)
+# README's mask.png: the right half of photo.jpg's shape, white.
+_MAKE_MASK = (
+    "python -c \"import PIL.Image as I; w, h = I.open('photo.jpg').size; m = I.new('L', (w, h)); "
+    "m.paste(255, (w // 2, 0, w, h)); m.save('mask.png')\""
+)
 _EXTRAS = Elsewhere("tests/test_extras.py", "def test_a_missing_extra_is_one_line_that_names_it(")
 _TRAIN_WAVE = (
     "stylekit train --style-image wave.jpg --data photos --name wave --out runs/wave "
@@ -137,6 +150,11 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "stylekit stylize photo.jpg -s starry-night -o out.png": Run(),
         'stylekit stylize photos/ -s "starry-night=0.7,navy-dots=0.3" --strength 0.8 -o out/': Run(),
         "stylekit stylize photo.jpg -s arbitrary --style-image painting.jpg --max-side 1024 --json": Run(),
+        "stylekit stylize photo.jpg -s starry-night --scale 2 -o big-strokes.png": Run(),
+        "stylekit stylize photo.jpg -s starry-night --mask mask.png --outside ink-and-yellow -o regions.png":
+            Run(before=_MAKE_MASK),
+        "python benchmarks/stroke_scale.py --figure-only --figure docs/scales.jpg":
+            Checkout({"docs/": "$RUNS/"}),
         "stylekit train --style-image starry.jpg --data /data/coco/train2014 --name starry --out runs/starry":
             Run(_NO_COCO, _FEW_STEPS),
         "torchrun --nproc_per_node 4 -m training --style-image starry.jpg --data /data/coco/train2014 "
@@ -221,6 +239,9 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         '"$(base64 -w0 photo.jpg)" > request.json': Run(),
         'curl -sSf -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d @request.json '
         "http://127.0.0.1:8080/predictions/multistyle26 -o blend.png": Run(_PORTS),
+        'curl -sSf -H "Authorization: Bearer $KEY" -F image=@photo.jpg -F mask=@photo.jpg '
+        "-F style=starry-night -F outside=red-storm -F scale=2 "
+        "http://127.0.0.1:8080/predictions/multistyle26 -o regions.png": Run(_PORTS),
         "pip install torch --index-url https://download.pytorch.org/whl/cu121": _NO_NET,
         "pip install 'stylekit[serve]'": _WHEEL,
         "stylekit serve start --gpu --models all": _NO_GPU,
@@ -269,6 +290,9 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         "stylekit video clip.mp4 -s fiery-brushstrokes -o clip-styled.mp4 --max-side 320":
             Run(before=_MAKE_CLIP),
         "stylekit video clip.mp4 -s starry-night -o out.mp4 --device cuda": _NO_GPU,
+        "stylekit video clip.mp4 -s fiery-brushstrokes -o big-strokes.mp4 --scale 2 --mask mask.png "
+        "--outside starry-night": Run(before=_MAKE_MASKS),
+        "stylekit video clip.mp4 -s fiery-brushstrokes -o masked.mp4 --mask masks/": Run(),
     },
     "docs/web.md": {
         "stylekit web": Run(extra="--port $WEB_PORT", background="http://127.0.0.1:$WEB_PORT/"),

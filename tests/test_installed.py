@@ -93,16 +93,17 @@ sys.addaudithook(_hook)
 # What each page leaves behind in its folder, besides a zero exit status.
 EXPECT = {
     "README.md": ["out.png", "out/coco_test2014_000000000001-starry-night+navy-dots.png",
+                  "big-strokes.png", "regions.png",
                   "runs/starry/starry.pt", "runs/starry-ddp/starry.pt", "stylekit-starry/pyproject.toml",
                   "model_archives/multistyle26.mar", "model_archives/starry.mar",
                   "model_archives/wave-cin.mar"],
     "docs/offline_training.md": ["photo-wave.png", "wave-eval.jpg",
                                  "runs/wave-distilled/checkpoints/best.pt"],
     "docs/sdk.md": ["out.png", "stylekit-my-styles/stylekit_my_styles/wave.pt"],
-    "docs/serving.md": ["out.png", "out.jpg", "blend.png", "request.json"],
+    "docs/serving.md": ["out.png", "out.jpg", "blend.png", "request.json", "regions.png"],
     "docs/speed.md": ["exported/multistyle26.pt2", "exported/multistyle26.onnx", "out.png", "out-ts.png"],
     "docs/training.md": ["photo-starry.png", "runs/starry/tensorboard", "runs/starry-ddp/starry.pt"],
-    "docs/video.md": ["clip.mp4", "clip-styled.mp4"],
+    "docs/video.md": ["clip.mp4", "clip-styled.mp4", "big-strokes.mp4", "masked.mp4"],
     "docs/web.md": ["photo-pastel-sunset.png"],
 }
 
