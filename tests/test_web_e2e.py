@@ -395,3 +395,166 @@ def test_the_same_flow_on_torchserve(torchserve_web: WebServer, browser: WebDriv
     # waiting for all 27 round trips would only make the test slower).
     card = browser.find_element(By.CSS_SELECTOR, ".style-option:not(.is-painting) img")
     _wait(browser).until(lambda d: d.execute_script("return arguments[0].naturalWidth", card) > 0)
+
+
+# -- stroke size and regions (a mask painted on the photo) -------------------------------------
+
+# The PNG the page sends as the mask, made by the page's own exportMask().
+_READ_MASK = """
+const done = arguments[arguments.length - 1];
+exportMask().then((blob) => {
+  const reader = new FileReader();
+  reader.onload = () => done(reader.result.split(",")[1]);
+  reader.readAsDataURL(blob);
+});
+"""
+
+
+def _mask_png(driver: WebDriver) -> bytes:
+    return base64.b64decode(driver.execute_async_script(_READ_MASK))
+
+
+def _page_mask(driver: WebDriver) -> np.ndarray:
+    """The mask the page sends, as an HxW array (grey: the page draws it white on black)."""
+    with Image.open(io.BytesIO(_mask_png(driver))) as im:
+        return np.asarray(im.convert("L"))
+
+
+def _brush(driver: WebDriver, canvas: object, strokes: list[tuple[int, int, int, int]]) -> None:
+    """Paint with the mouse: each stroke from (x0, y0) to (x1, y1), offsets from the canvas's centre."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    for x0, y0, x1, y1 in strokes:
+        chain = ActionChains(driver).move_to_element_with_offset(canvas, x0, y0).click_and_hold()
+        for _ in range(4):  # a few moves, as a hand makes them
+            chain = chain.move_by_offset((x1 - x0) // 4, (y1 - y0) // 4)
+        chain.release().perform()
+
+
+def test_paint_a_mask_on_the_photo(local_server: WebServer, browser: WebDriver, tmp_path: Path,
+                                   content_images: list[Path]) -> None:
+    """Brush over part of the photo, with a bigger stroke size: the answer is painted where the
+    brush went and the photo's own pixels everywhere else; the page's scale reached the server."""
+    photo = next(p for p in content_images if p.stem == "chicago")  # 712x474: no resize at 1024 px
+    _open(browser, local_server.url)
+    _upload(browser, "photo-input", photo)
+    _wait(browser).until(ec.visibility_of_element_located((By.ID, "original")))
+    style = _first_style(browser)
+    _click(browser, f'label[for="style-{style}"]')
+    _click(browser, 'label[for="format-png"]')
+
+    # Stroke size 2x, by keyboard: from 0.5 in steps of 0.25.
+    scale = browser.find_element(By.ID, "scale")
+    scale.send_keys(Keys.HOME)
+    for _ in range(6):
+        scale.send_keys(Keys.ARROW_RIGHT)
+    assert browser.find_element(By.ID, "scale-value").text == "2×"
+
+    # No mask painted yet: the canvas appears over the photo, exactly on it.
+    canvas = browser.find_element(By.ID, "mask-canvas")
+    assert not canvas.is_displayed()
+    _click(browser, 'label[for="mask-toggle"]')
+    _wait(browser, 10).until(ec.visibility_of(canvas))
+    assert (canvas.get_attribute("width"), canvas.get_attribute("height")) == ("712", "474")
+    shown = browser.find_element(By.ID, "original").rect
+    ratio = canvas.rect["width"] / canvas.rect["height"]
+    assert abs(ratio - 712 / 474) < 0.02 and canvas.rect["width"] <= shown["width"] + 1
+
+    # Pressing Stylize with nothing painted says what to do.
+    _click(browser, "#stylize")
+    error = browser.find_element(By.ID, "error")
+    _wait(browser, 10).until(ec.visibility_of(error))
+    assert "Paint over the photo" in error.text
+
+    # A mask image of another shape is refused in the page, before anything is sent.
+    square = tmp_path / "masks" / "square-mask.png"  # not in the download folder itself
+    square.parent.mkdir()
+    Image.new("L", (300, 300), 255).save(square)
+    _upload(browser, "mask-input", square)
+    _wait(browser, 10).until(lambda d: "does not have the photo's shape" in error.text)
+
+    # Paint the left part of the photo with a wide brush; the right part stays unpainted.
+    brush = browser.find_element(By.ID, "brush-size")
+    for _ in range(4):
+        brush.send_keys(Keys.ARROW_RIGHT)
+    assert browser.find_element(By.ID, "brush-size-value").text == "60 px"
+    w, h = int(canvas.rect["width"]), int(canvas.rect["height"])
+    _brush(browser, canvas, [(-w // 2 + 20, y, -w // 8, y) for y in range(-h // 2 + 20, h // 2 - 10, 35)])
+    mask = _page_mask(browser)
+    assert mask.shape == (474, 712)  # the photo's size: the server resizes nothing
+    painted, unpainted = mask == 255, mask == 0
+    assert painted[:, :300].mean() > 0.6 and not painted[:, 420:].any(), "the brush did not paint as moved"
+    _click(browser, "#mask-invert")
+    assert (_page_mask(browser) == 255 - mask).all()
+    _click(browser, "#mask-invert")
+
+    assert _run_and_wait(browser) == f"{photo.stem}-{style}.png"
+    _save_full_page(browser, ARTIFACTS / "web_mask_screenshot.png")
+    _click(browser, "#download")
+    answer = _wait_for_download(tmp_path, ".png").read_bytes()
+    result = np.asarray(Image.open(io.BytesIO(answer)).convert("RGB"), dtype=np.int16)
+    original = imaging.decode(photo).rgb.astype(np.int16)
+    assert result.shape == original.shape
+    assert np.array_equal(result[unpainted], original[unpainted]), "unpainted pixels are not the photo's"
+    assert np.abs(result[painted] - original[painted]).mean() > 10, "painted pixels are not stylized"
+
+    # What the page sent: the same photo, mask and options by hand give the same bytes at
+    # scale=2 and other bytes at scale=1, so the slider's value is what reached the server.
+    sent_mask = _mask_png(browser)
+
+    def by_hand(scale: str) -> bytes:
+        files = {"image": (photo.name, photo.read_bytes(), "image/jpeg"),
+                 "mask": ("mask.png", sent_mask, "image/png")}  # fmt: skip
+        data = {"style": style, "strength": "1", "preserve_color": "false", "max_side": "1024",
+                "format": "png", "scale": scale}  # fmt: skip
+        response = httpx.post(f"{local_server.url}/api/stylize", files=files, data=data, timeout=120)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    assert by_hand("2") == answer
+    assert by_hand("1") != answer
+
+
+@pytest.fixture
+def camera_browser() -> Iterator[WebDriver]:
+    """Chromium with its synthetic camera, allowed without asking."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1360,1000", "--force-device-scale-factor=1",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+def test_live_camera_takes_the_stroke_size(local_server: WebServer, camera_browser: WebDriver) -> None:
+    """Live, the Adjust step keeps only the stroke size; its value reaches the server before the
+    first frame and when it changes (the page shows what each frame's answer says)."""
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    driver = camera_browser
+    _open(driver, local_server.url)
+    _click(driver, 'label[for="mode-live"]')
+    assert driver.find_element(By.ID, "scale-field").is_displayed()
+    for hidden in ("strength", "mask-toggle-field", "max-side"):
+        assert not driver.find_element(By.ID, hidden).is_displayed(), hidden
+    scale = driver.find_element(By.ID, "scale")
+    scale.send_keys(Keys.HOME)
+    for _ in range(6):
+        scale.send_keys(Keys.ARROW_RIGHT)  # 0.5 + 6 x 0.25 = 2
+    _click(driver, f'label[for="style-{_first_style(driver)}"]')
+    _click(driver, "#live-start")
+    result = driver.find_element(By.ID, "result")
+    _wait(driver, 90).until(lambda d: result.get_attribute("data-scale") == "2")
+    assert driver.find_element(By.ID, "live-scale").text == "2×"
+    for _ in range(4):
+        scale.send_keys(Keys.ARROW_LEFT)  # each step is a change: the last one, 1, wins
+    _wait(driver, 90).until(lambda d: result.get_attribute("data-scale") == "1")
+    assert not driver.find_element(By.ID, "error").is_displayed()
+    _click(driver, "#live-stop")
+    # Back to photos: every control of the Adjust step is there again.
+    _click(driver, 'label[for="mode-photo"]')
+    for shown in ("strength", "mask-toggle-field", "max-side", "scale-field"):
+        assert driver.find_element(By.ID, shown).is_displayed(), shown

@@ -19,6 +19,18 @@ const state = {
   live: null,         // the running camera session (startLive)
 };
 
+// The mask painted over the photo: a canvas of the photo's shape (at most MASK_MAX_SIDE on its
+// longest side; the server brings a mask to the photo's size), transparent where unpainted and
+// MASK_COLOUR where painted. Sent as a PNG: white where painted (the style), black elsewhere.
+const MASK_MAX_SIDE = 2048;
+const MASK_COLOUR = "rgb(249 115 22)";
+const mask = {
+  painted: false,     // anything painted or loaded since the last Clear
+  drawing: false,     // a stroke is under way
+  last: null,         // the stroke's last point, in canvas pixels
+  file: null,         // a loaded mask image, sent as it is when the photo has no preview
+};
+
 // ----- small helpers --------------------------------------------------------------------------
 
 function displayName(style) {
@@ -86,11 +98,13 @@ function setPhoto(file) {
   img.onload = () => {
     img.hidden = false;
     $("original-empty").hidden = true;
+    resetMask();
   };
   img.onerror = () => {
     img.hidden = true;
     $("original-empty").hidden = false;
     $("original-empty").textContent = "This browser can't preview the file; it will still be sent.";
+    resetMask();
   };
   img.src = replaceUrl("originalUrl", file);
   clearResult("Pick a style and press Stylize.");
@@ -244,6 +258,208 @@ function filterGallery() {
   }
 }
 
+// ----- regions: the mask painted over the photo ---------------------------------------------
+
+// A new photo (or none): an empty mask of its shape.
+function resetMask() {
+  const canvas = $("mask-canvas");
+  const img = $("original");
+  const w = img.naturalWidth;
+  const h = img.naturalHeight;
+  const fit = w && h ? Math.min(1, MASK_MAX_SIDE / Math.max(w, h)) : 1;
+  canvas.width = w ? Math.max(1, Math.round(w * fit)) : 1; // setting the size clears the canvas
+  canvas.height = h ? Math.max(1, Math.round(h * fit)) : 1;
+  mask.painted = false;
+  mask.file = null;
+  updateMask();
+}
+
+// Show the canvas (and its controls) where they apply, laid exactly over the photo as drawn.
+function updateMask() {
+  const on = $("mask-toggle").checked && state.mode === "photo";
+  $("mask-fields").hidden = !on;
+  const canvas = $("mask-canvas");
+  const img = $("original");
+  canvas.hidden = !on || img.hidden || !img.naturalWidth;
+  if (canvas.hidden) return;
+  // The image fills its frame with object-fit: contain; the canvas covers the picture itself.
+  const fit = Math.min(img.clientWidth / img.naturalWidth, img.clientHeight / img.naturalHeight);
+  const w = img.naturalWidth * fit;
+  const h = img.naturalHeight * fit;
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  canvas.style.left = `${img.offsetLeft + (img.clientWidth - w) / 2}px`;
+  canvas.style.top = `${img.offsetTop + (img.clientHeight - h) / 2}px`;
+}
+
+// Where a pointer event falls on the canvas, in canvas pixels, and canvas pixels per CSS pixel.
+function canvasPoint(event) {
+  const canvas = $("mask-canvas");
+  const rect = canvas.getBoundingClientRect();
+  const k = canvas.width / rect.width;
+  return { x: (event.clientX - rect.left) * k, y: (event.clientY - rect.top) * (canvas.height / rect.height), k };
+}
+
+function brush(from, to) {
+  const ctx = $("mask-canvas").getContext("2d");
+  const erase = $("brush-erase").checked;
+  const width = Number($("brush-size").value) * to.k;
+  ctx.globalCompositeOperation = erase ? "destination-out" : "source-over";
+  ctx.strokeStyle = MASK_COLOUR;
+  ctx.fillStyle = MASK_COLOUR;
+  ctx.lineWidth = width;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  if (from === to) {
+    ctx.arc(to.x, to.y, width / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  } else {
+    ctx.moveTo(from.x, from.y);
+    ctx.lineTo(to.x, to.y);
+    ctx.stroke();
+  }
+  ctx.globalCompositeOperation = "source-over";
+  if (!erase) mask.painted = true;
+  mask.file = null; // what is sent is what the canvas shows now
+}
+
+function wireMaskCanvas() {
+  const canvas = $("mask-canvas");
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    mask.drawing = true;
+    mask.last = canvasPoint(event);
+    brush(mask.last, mask.last);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!mask.drawing) return;
+    const point = canvasPoint(event);
+    brush(mask.last, point);
+    mask.last = point;
+  });
+  const end = () => {
+    if (!mask.drawing) return;
+    mask.drawing = false;
+    setStatus("Mask painted: the style goes where you painted.");
+  };
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+  canvas.addEventListener("lostpointercapture", end);
+}
+
+function clearMask() {
+  const canvas = $("mask-canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  mask.painted = false;
+  mask.file = null;
+  setStatus("Mask cleared.");
+}
+
+function invertMask() {
+  const canvas = $("mask-canvas");
+  const ctx = canvas.getContext("2d");
+  // xor with a full cover: alpha becomes 1 - alpha, soft edges included.
+  ctx.globalCompositeOperation = "xor";
+  ctx.fillStyle = MASK_COLOUR;
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.globalCompositeOperation = "source-over";
+  mask.painted = true;
+  mask.file = null;
+  setStatus("Mask inverted.");
+}
+
+// A mask image: checked for the photo's shape (as the server does, within 2%), then drawn on
+// the canvas (luminance times alpha), where the brush can change it.
+function loadMask(file) {
+  clearError();
+  const problem = checkFile(file);
+  if (problem) return showError(problem.replace("Choose a photo", "Choose a mask image"));
+  const img = $("original");
+  if (!img.naturalWidth) {
+    // No preview to paint on: the file itself is sent, and the server checks it.
+    mask.file = file;
+    mask.painted = true;
+    setStatus(`Mask ready: ${file.name}`);
+    return;
+  }
+  const url = URL.createObjectURL(file);
+  const picture = new Image();
+  picture.onload = () => {
+    URL.revokeObjectURL(url);
+    const expected = (picture.naturalWidth * img.naturalHeight) / img.naturalWidth;
+    if (Math.abs(picture.naturalHeight - expected) > Math.max(1, 0.02 * expected)) {
+      showError(`The mask “${file.name}” (${picture.naturalWidth} × ${picture.naturalHeight}) does not have `
+        + `the photo's shape (${img.naturalWidth} × ${img.naturalHeight}).`);
+      return;
+    }
+    const canvas = $("mask-canvas");
+    const ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(picture, 0, 0, canvas.width, canvas.height);
+    const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const d = pixels.data;
+    for (let i = 0; i < d.length; i += 4) {
+      const luma = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+      d[i] = 249; d[i + 1] = 115; d[i + 2] = 22; // MASK_COLOUR
+      d[i + 3] = Math.round((luma * d[i + 3]) / 255);
+    }
+    ctx.putImageData(pixels, 0, 0);
+    mask.painted = true;
+    mask.file = null;
+    setStatus(`Mask loaded from ${file.name}; paint to change it.`);
+  };
+  picture.onerror = () => {
+    URL.revokeObjectURL(url);
+    showError(`“${file.name}” is not an image this browser can read. Choose a mask image (PNG, JPEG).`);
+  };
+  picture.src = url;
+}
+
+// The canvas as the mask the server reads: white where painted, black elsewhere, soft edges grey.
+function exportMask() {
+  const src = $("mask-canvas");
+  const out = document.createElement("canvas");
+  out.width = src.width;
+  out.height = src.height;
+  const ctx = out.getContext("2d");
+  ctx.drawImage(src, 0, 0);
+  ctx.globalCompositeOperation = "source-in";
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, out.width, out.height);
+  ctx.globalCompositeOperation = "destination-over";
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, out.width, out.height);
+  return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+}
+
+// Adds the mask (and the style outside it) to the form; a sentence when there is nothing to send.
+async function appendMask(form) {
+  const outside = $("outside").value;
+  if (!mask.painted && !outside) {
+    return "Paint over the photo where the style should go (or load a mask image), "
+      + "or turn off “Paint only part of the photo”.";
+  }
+  if (mask.file) {
+    form.append("mask", mask.file, mask.file.name);
+  } else if ($("original").naturalWidth) {
+    form.append("mask", await exportMask(), "mask.png");
+  } else {
+    return "This browser can't show the photo, so no mask can be painted on it; load a mask image instead.";
+  }
+  if (outside) form.append("outside", outside);
+  return null;
+}
+
+function fillOutside(styles) {
+  const select = $("outside");
+  const keep = new Option("Keep the photo", "");
+  const others = styles.filter((s) => s.kind !== "arbitrary").map((s) => new Option(displayName(s), s.name));
+  select.replaceChildren(keep, ...others);
+}
+
 // ----- stylize --------------------------------------------------------------------------------
 
 function clearResult(message) {
@@ -317,6 +533,8 @@ function appendOptions(form, style) {
   form.append("strength", String(Number($("strength").value) / 100));
   form.append("preserve_color", String($("preserve-color").checked));
   form.append("max_side", $("max-side").value);
+  const scale = Number($("scale").value);
+  if (scale !== 1) form.append("scale", String(scale)); // left out at 1: today's request exactly
   return label;
 }
 
@@ -335,9 +553,15 @@ async function stylize(event) {
 
   const form = new FormData();
   form.append("image", state.photo, state.photo.name);
-  const label = appendOptions(form, style);
+  let label = appendOptions(form, style);
   const format = document.querySelector('input[name="format"]:checked').value;
   form.append("format", format);
+  if ($("mask-toggle").checked) {
+    const problem = await appendMask(form);
+    if (problem) return showError(problem);
+    const outside = state.styles.find((s) => s.name === $("outside").value);
+    label = outside ? `${label}, ${displayName(outside)} outside` : `${label}, where painted`;
+  }
 
   setBusy(true, label);
   const started = performance.now();
@@ -393,8 +617,12 @@ function setMode(mode) {
   $("photo-step").hidden = mode !== "photo";
   $("video-step").hidden = mode !== "video";
   $("live-step").hidden = mode !== "live";
-  // Live frames take the style alone; a file's options make no sense there.
-  $("adjust-step").hidden = mode === "live";
+  // Live frames take the style and the stroke size; a file's other options make no sense there.
+  for (const field of $("adjust-step").querySelectorAll(":scope > .field, :scope > .field-grid")) {
+    if (field.id !== "scale-field" && field.id !== "temporal-field") field.hidden = mode === "live";
+  }
+  $("blend-fields").hidden = mode === "live" || !$("blend-toggle").checked;
+  $("mask-toggle-field").hidden = mode !== "photo";
   $("submit-bar").hidden = mode === "live";
   $("temporal-field").hidden = mode !== "video";
   $("format-field").hidden = mode !== "photo";
@@ -416,6 +644,7 @@ function setMode(mode) {
     live: "Pick a style and press Start camera.",
   }[mode];
   clearResult(prompt);
+  updateMask();
   setStatus("");
 }
 
@@ -545,7 +774,10 @@ async function startLive() {
   };
   state.live = live;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/api/live?style=${encodeURIComponent(style.name)}`);
+  const query = new URLSearchParams({ style: style.name });
+  const scale = Number($("scale").value);
+  if (scale !== 1) query.set("scale", String(scale));
+  const ws = new WebSocket(`${scheme}://${location.host}/api/live?${query}`);
   ws.binaryType = "blob";
   live.ws = ws;
   $("live-start").disabled = true;
@@ -622,8 +854,11 @@ function onLiveMessage(live, data) {
   img.hidden = false;
   $("result-empty").hidden = true;
   const style = live.meta ? live.meta.style : live.style;
-  // What the page shows comes from the server's answer: the style each frame was painted in.
+  const scale = live.meta && live.meta.scale !== undefined ? live.meta.scale : 1;
+  // What the page shows comes from the server's answer: the style and stroke size of each frame.
   img.dataset.style = style;
+  img.dataset.scale = String(scale);
+  $("live-scale").textContent = `${scale}×`;
   img.dataset.frame = String(live.frames);
   const info = state.styles.find((s) => s.name === style);
   $("live-fps").textContent = rate.toFixed(1);
@@ -638,6 +873,13 @@ function switchLiveStyle(style) {
   if (!live || style.kind === "arbitrary") return;
   live.style = style.name;
   if (live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify({ style: style.name }));
+}
+
+// The stroke size slider moved while the camera runs: the next frame is painted at the new size.
+function switchLiveScale() {
+  const live = state.live;
+  if (!live || live.ws.readyState !== WebSocket.OPEN) return;
+  live.ws.send(JSON.stringify({ scale: Number($("scale").value) }));
 }
 
 function stopLive(message, closedByServer = false) {
@@ -689,6 +931,7 @@ async function loadStyles() {
     if (!response.ok) throw new Error(await errorMessage(response));
     state.styles = await response.json();
     renderGallery(state.styles);
+    fillOutside(state.styles);
   } catch (error) {
     const message = error instanceof TypeError ? "Can't reach the stylekit server." : error.message;
     $("gallery-message").textContent = `The styles could not be loaded: ${message}`;
@@ -718,6 +961,23 @@ function start() {
   $("temporal").addEventListener("input", () => {
     $("temporal-value").textContent = `${$("temporal").value}%`;
   });
+  $("scale").addEventListener("input", () => {
+    $("scale-value").textContent = `${Number($("scale").value)}×`;
+  });
+  $("scale").addEventListener("change", switchLiveScale); // once the slider is let go
+  $("mask-toggle").addEventListener("change", updateMask);
+  $("brush-size").addEventListener("input", () => {
+    $("brush-size-value").textContent = `${$("brush-size").value} px`;
+  });
+  $("mask-clear").addEventListener("click", clearMask);
+  $("mask-invert").addEventListener("click", invertMask);
+  $("mask-input").addEventListener("change", () => {
+    const input = $("mask-input");
+    if (input.files && input.files[0]) loadMask(input.files[0]);
+    input.value = ""; // the same file again is a change too
+  });
+  wireMaskCanvas();
+  new ResizeObserver(updateMask).observe($("original").parentElement);
   $("live-start").addEventListener("click", startLive);
   $("live-stop").addEventListener("click", () => stopLive("Camera stopped."));
   loadInfo();
