@@ -111,6 +111,14 @@ ABSURD_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("blend-negative-weight", {"style": "starry-night=-1,red-storm=1"}),
     ("blend-zero", {"style": "starry-night=0,red-storm=0"}),
     ("blend-path", {"style": "/etc/passwd=1,starry-night=1"}),
+    ("scale-nan", {"scale": "nan"}),
+    ("scale-1e309", {"scale": "1e309"}),
+    ("scale-zero", {"scale": "0"}),
+    ("scale-negative", {"scale": "-2"}),
+    ("scale-huge", {"scale": "1e9"}),
+    ("scale-word", {"scale": "big"}),
+    ("outside-without-mask", {"outside": "red-storm"}),
+    ("outside-path-without-mask", {"outside": "/etc/passwd"}),
     ("unknown-option", {"stength": "0.5"}),
 ]
 
@@ -122,6 +130,9 @@ ODD_VALID_OPTIONS: list[tuple[str, dict[str, Any], int | None]] = [
     ("max-side-20000", {"max_side": "20000"}, None),
     ("max-side-spaces", {"max_side": " 32 "}, 32),
     ("strength-0", {"strength": "0"}, None),
+    ("scale-8", {"scale": "8"}, None),
+    ("scale-quarter", {"scale": "0.25"}, None),
+    ("scale-spaces", {"scale": " 2 "}, None),
     ("alias-digits", {"style": "19"}, None),
     ("alias-upper", {"style": "STARRY-NIGHT"}, None),
 ]

@@ -151,7 +151,7 @@ def _pythonic(key: str, value: str) -> Any:
     return value
 
 
-SDK_OPTIONS = ("style", "strength", "preserve_color", "max_side")
+SDK_OPTIONS = ("style", "strength", "preserve_color", "max_side", "scale", "outside")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
