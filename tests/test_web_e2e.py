@@ -472,6 +472,16 @@ def test_paint_a_mask_on_the_photo(local_server: WebServer, browser: WebDriver, 
     Image.new("L", (300, 300), 255).save(square)
     _upload(browser, "mask-input", square)
     _wait(browser, 10).until(lambda d: "does not have the photo's shape" in error.text)
+    # One of its shape (at half its size) is drawn on the canvas, where the brush can change it.
+    loaded = np.zeros((237, 356), np.uint8)
+    loaded[:, 178:] = 255
+    Image.fromarray(loaded).save(square.with_name("right-half.png"))
+    _upload(browser, "mask-input", square.with_name("right-half.png"))
+    _wait(browser, 10).until(lambda d: "Mask loaded" in d.find_element(By.ID, "status").text)
+    drawn = _page_mask(browser)
+    assert (drawn[:, :340] == 0).all() and (drawn[:, 372:] == 255).all()  # a soft edge between
+    _click(browser, "#mask-clear")
+    assert not _page_mask(browser).any()
 
     # Paint the left part of the photo with a wide brush; the right part stays unpainted.
     brush = browser.find_element(By.ID, "brush-size")
@@ -558,3 +568,42 @@ def test_live_camera_takes_the_stroke_size(local_server: WebServer, camera_brows
     _click(driver, 'label[for="mode-photo"]')
     for shown in ("strength", "mask-toggle-field", "max-side", "scale-field"):
         assert driver.find_element(By.ID, shown).is_displayed(), shown
+
+
+def test_regions_through_torchserve(torchserve_web: WebServer, content_images: list[Path]) -> None:
+    """The app in front of TorchServe sends the stroke size, the mask's bytes and the second
+    style on: exact photo pixels under black, each style where it belongs, bad masks 400."""
+    with Image.open(next(p for p in content_images if p.stem == "chicago")) as im:
+        small = im.convert("RGB").resize((240, 160))
+    buf = io.BytesIO()
+    small.save(buf, "PNG")
+    photo = buf.getvalue()
+    half = np.zeros((160, 240), np.uint8)
+    half[:, 120:] = 255
+    buf = io.BytesIO()
+    Image.fromarray(half, "L").save(buf, "PNG")
+    mask = buf.getvalue()
+    styles = httpx.get(f"{torchserve_web.url}/api/styles", timeout=60).json()
+    a, b = [s["name"] for s in styles if s["kind"] == "multistyle"][:2]
+
+    def stylize(mask_bytes: bytes | None = None, **data: str) -> httpx.Response:
+        files = {"image": ("photo.png", photo, "image/png")}
+        if mask_bytes is not None:
+            files["mask"] = ("mask.png", mask_bytes, "image/png")
+        return httpx.post(f"{torchserve_web.url}/api/stylize", files=files,
+                          data={"format": "png", "scale": "2", **data}, timeout=120)  # fmt: skip
+
+    def pixels(response: httpx.Response) -> np.ndarray:
+        assert response.status_code == 200, response.text
+        return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"), dtype=np.int16)
+
+    original = np.asarray(small, dtype=np.int16)
+    only_a, only_b = pixels(stylize(style=a)), pixels(stylize(style=b))
+    masked = pixels(stylize(mask, style=a))
+    assert np.array_equal(masked[:, :120], original[:, :120])
+    assert np.abs(masked[:, 120:] - only_a[:, 120:]).max() <= 1
+    two = pixels(stylize(mask, style=a, outside=b))
+    assert np.abs(two[:, :120] - only_b[:, :120]).max() <= 1
+    assert np.abs(two[:, 120:] - only_a[:, 120:]).max() <= 1
+    refused = stylize(b"not a mask", style=a)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_mask"
