@@ -304,6 +304,9 @@ COVERAGE: dict[str, dict[str, Cover]] = {
         ),
         "curl -sS -F image=@photo.jpg -F style=pastel-sunset -F max_side=1024 -OJ "
         "http://127.0.0.1:8000/api/stylize": Run({"127.0.0.1:8000": "127.0.0.1:$WEB_PORT"}),
+        "curl -sSf -F image=@photo.jpg -F mask=@photo.jpg -F style=pastel-sunset -F outside=ink-and-yellow "
+        "-F scale=2 -o regions.png http://127.0.0.1:8000/api/stylize":
+            Run({"127.0.0.1:8000": "127.0.0.1:$WEB_PORT"}),
     },
 }
 

@@ -104,7 +104,7 @@ EXPECT = {
     "docs/speed.md": ["exported/multistyle26.pt2", "exported/multistyle26.onnx", "out.png", "out-ts.png"],
     "docs/training.md": ["photo-starry.png", "runs/starry/tensorboard", "runs/starry-ddp/starry.pt"],
     "docs/video.md": ["clip.mp4", "clip-styled.mp4", "big-strokes.mp4", "masked.mp4"],
-    "docs/web.md": ["photo-pastel-sunset.png"],
+    "docs/web.md": ["photo-pastel-sunset.png", "regions.png"],
 }
 
 
