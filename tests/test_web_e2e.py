@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 from torchserve_support import Served
-from web_support import WebServer
+from web_support import CHROMEDRIVER, CHROMIUM, WebServer, chromium
 
 from sdk import imaging
 from sdk.package import Manifest, write_package
@@ -31,8 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 if CHROMIUM is None or CHROMEDRIVER is None:
     pytest.skip(
@@ -40,8 +37,6 @@ if CHROMIUM is None or CHROMEDRIVER is None:
         allow_module_level=True,
     )
 
-from selenium import webdriver  # noqa: E402  (only once we know a browser is there)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -75,17 +70,7 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1360,1000", "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(tmp_path), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    behavior = {"behavior": "allow", "downloadPath": str(tmp_path)}
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", behavior)
+    driver = chromium(downloads=tmp_path)
     yield driver
     driver.quit()
 
@@ -528,13 +513,7 @@ def test_paint_a_mask_on_the_photo(local_server: WebServer, browser: WebDriver, 
 @pytest.fixture
 def camera_browser() -> Iterator[WebDriver]:
     """Chromium with its synthetic camera, allowed without asking."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1360,1000", "--force-device-scale-factor=1",
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = chromium(camera=True)
     yield driver
     driver.quit()
 

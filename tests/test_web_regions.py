@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -344,15 +343,11 @@ def test_a_style_server_gets_scale_mask_and_outside(photo: bytes) -> None:
 
 
 def _live_frame(ws: Any, data: bytes) -> tuple[dict[str, Any], np.ndarray]:
-    """Send one frame; its metadata and pixels (a frame dropped for the rate is sent again)."""
-    while True:
-        ws.send_bytes(data)
-        meta = json.loads(ws.receive_text())
-        if meta.get("dropped"):
-            time.sleep(meta["retry_after_ms"] / 1000)
-            continue
-        assert "frame" in meta, meta
-        return meta, _pixels(ws.receive_bytes())
+    """Send one frame (``test_web_video._frame``: resent after a rate drop); metadata and pixels."""
+    from test_web_video import _frame  # here: that module needs the video extra at import
+
+    meta, body = _frame(ws, data)
+    return meta, _pixels(body)
 
 
 def test_live_takes_a_stroke_size(client: TestClient, photo: bytes, two_styles: tuple[str, str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from test_video import pan_frames, write_audio_only, write_clip  # noqa: E402
-from web_support import WebServer  # noqa: E402
+from web_support import CHROMEDRIVER, CHROMIUM, WebServer, chromium  # noqa: E402
 
 from sdk.client import StyleClient  # noqa: E402
 from sdk.web.app import WebSettings, create_app  # noqa: E402
@@ -444,7 +443,6 @@ def test_live_frames_over_the_rate_are_dropped_and_connections_are_limited(frame
 # In a browser: Chromium with its fake camera
 
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 needs_browser = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None, reason="Debian's chromium and chromium-driver are not installed"
 )
@@ -459,17 +457,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1360,1000", "--force-device-scale-factor=1",
-                # A synthetic camera, allowed without asking.
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # fmt: skip
-        options.add_argument(arg)
-    chrome = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    chrome = chromium(camera=True)
     yield chrome
     chrome.quit()
 

@@ -7,16 +7,45 @@ Used by the browser tests (``test_web_e2e.py``) and the hostile-request tests
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Debian's chromium and chromium-driver (scripts/test.sh installs them).
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def chromium(*, camera: bool = False, downloads: Path | None = None) -> Any:
+    """A headless Chromium (Selenium WebDriver) at a fixed window size, the one set of flags
+    every browser test uses; ``camera``: its synthetic camera, allowed without asking;
+    ``downloads``: files the page downloads land there, without a prompt."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+            "--window-size=1360,1000", "--force-device-scale-factor=1"]  # fmt: skip
+    if camera:
+        args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    for arg in args:
+        options.add_argument(arg)
+    if downloads is not None:
+        prefs = {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        options.add_experimental_option("prefs", prefs)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    if downloads is not None:
+        behavior = {"behavior": "allow", "downloadPath": str(downloads)}
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", behavior)
+    return driver
 
 
 def _free_port() -> int:
