@@ -234,3 +234,25 @@ def test_outside_must_be_served_by_the_model_of_style(served: Served, photos: li
     mask = _half_mask(SIZE)
     with pytest.raises(BadOptionError, match=r"'multistyle26'.*'arbitrary'"):
         served.client().stylize(_photo(photos[8]), served.substyles[0], mask=mask, outside="arbitrary")
+
+
+def test_the_cli_sends_scale_mask_and_outside_to_the_server(
+    served: Served, photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdk.cli import main
+
+    tokens = served.state.tokens()  # what a user's shell would have for another machine's server
+    monkeypatch.setenv("STYLEKIT_TOKEN", tokens["inference"])
+    monkeypatch.setenv("STYLEKIT_MANAGEMENT_TOKEN", tokens["management"])
+    inside, outside = served.substyles[2], served.substyles[9]
+    photo = _photo(photos[4])
+    photo.save(tmp_path / "photo.png")
+    _half_mask((SIZE[0] // 2, SIZE[1] // 2)).save(tmp_path / "mask.png")  # a smaller mask, same shape
+    out = tmp_path / "out.png"
+    mask = str(tmp_path / "mask.png")
+    args = ["stylize", str(tmp_path / "photo.png"), "-s", inside, "--server", served.state.inference_url,
+            "--scale", "2", "--mask", mask, "--outside", outside, "-o", str(out)]  # fmt: skip
+    rc = main(args)
+    assert rc == 0
+    local = sdk.stylize(photo, inside, scale=2.0, mask=tmp_path / "mask.png", outside=outside, device="cpu")
+    assert np.abs(_pixels(Image.open(out)) - _pixels(local)).max() <= 1
