@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 import os
 import struct
 import zlib
@@ -856,6 +857,21 @@ def check_work_size(size: tuple[int, int], scale: float, limits: ImageLimits | N
     _check_dimensions(size, f"at scale={scale:g} the network's working image", lim)
 
 
+def check_scale_side(longest: int, scale: float, limit: int, what: str) -> None:
+    """A server's bound on ``scale`` below 1: the network may not paint ``what`` (whose longest
+    side is ``longest`` px) at more than ``limit`` px on its longest side. The one sentence says
+    the smallest stroke size that fits. (The engine's own bound is :func:`check_work_size`.)"""
+    if scale >= 1.0:
+        return
+    work = round(longest / scale)
+    if work > limit:
+        least = math.ceil(100 * longest / limit) / 100
+        raise BadOptionError(
+            f"scale={scale:g} would paint {what} ({longest} px) at {work} px, over this server's "
+            f"{limit} px; choose a stroke size of at least {least:g} or a smaller longest side."
+        )
+
+
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """An HxWx3 uint8 array resized to ``size`` (width, height) with the pipeline's filter."""
     if (rgb.shape[1], rgb.shape[0]) == size:
@@ -1095,6 +1111,7 @@ __all__ = [
     "ImageLimits",
     "apply_mask",
     "blend",
+    "check_scale_side",
     "check_work_size",
     "decode",
     "encode",

@@ -360,3 +360,15 @@ def test_cli_bad_region_options_are_one_line_exit_2(
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert rc == 2 and len(err) == 1 and message in err[0] and err[0].startswith("stylekit: error:"), err
     assert not Path("out.png").exists()
+
+
+def test_a_servers_bound_on_small_scales_names_the_least_that_fits() -> None:
+    imaging.check_scale_side(1000, 1.0, 500, "this photo")  # 1 and above: never refused here
+    imaging.check_scale_side(1000, 0.5, 2000, "this photo")  # exactly the limit
+    with pytest.raises(BadOptionError) as info:
+        imaging.check_scale_side(1000, 0.25, 2048, "this photo")
+    assert info.value.message == (
+        "scale=0.25 would paint this photo (1000 px) at 4000 px, over this server's 2048 px; "
+        "choose a stroke size of at least 0.49 or a smaller longest side."
+    )
+    imaging.check_scale_side(1000, 0.49, 2048, "this photo")  # the least it named fits

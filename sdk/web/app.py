@@ -37,7 +37,6 @@ origin, security headers and unforeseen errors are :mod:`sdk.web.guard`'s.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
@@ -475,19 +474,10 @@ class _State:
         """A ``scale`` below 1 paints at more than the photo's size: refuse one that would make
         the network paint past this server's longest side (``WebSettings.max_side``), so a
         request's work stays as bounded as a photo's."""
-        if request.scale >= 1.0:
-            return
         longest = max(size)
         if request.max_side is not None:
             longest = min(longest, request.max_side)  # resize_max_side never enlarges
-        work = round(longest / request.scale)
-        limit = self.settings.max_side
-        if work > limit:
-            least = math.ceil(100 * longest / limit) / 100
-            raise BadOptionError(
-                f"scale={request.scale:g} would paint this {longest} px photo at {work} px, over this "
-                f"server's {limit} px; choose a stroke size of at least {least:g} or a smaller longest side."
-            )
+        imaging.check_scale_side(longest, request.scale, self.settings.max_side, "this photo")
 
     async def run(self, fn: partial[T], *, queue: Literal["stylize", "thumbnail", "live", "light"]) -> T:
         """Run blocking work in a worker thread, never on the event loop.

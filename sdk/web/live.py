@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -139,13 +138,7 @@ class LiveSession:
         ``max_side`` (so a frame's work is bounded as a photo's is)."""
         scale = wire.parse_float("scale", value, wire.MIN_SCALE, wire.MAX_SCALE)
         settings = self.state.settings
-        work = round(settings.live_max_side / scale)
-        if work > settings.max_side:
-            least = math.ceil(100 * settings.live_max_side / settings.max_side) / 100
-            raise BadOptionError(
-                f"scale={scale:g} would paint a {settings.live_max_side} px frame at {work} px, over "
-                f"this server's {settings.max_side} px; live, the stroke size is at least {least:g}."
-            )
+        imaging.check_scale_side(settings.live_max_side, scale, settings.max_side, "a live frame")
         return scale
 
     def _switch(self, style: wire.StyleChoice, scale: float) -> None:

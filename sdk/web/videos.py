@@ -22,7 +22,6 @@ path. Errors shown to the client never name a file of the server.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
 import shutil
@@ -34,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sdk import wire
-from sdk.errors import BadOptionError, BusyError, ImageTooLargeError, StylekitError
+from sdk import imaging, wire
+from sdk.errors import BusyError, ImageTooLargeError, StylekitError
 from sdk.web.guard import INTERNAL_ERROR, error_body
 
 log = logging.getLogger(__name__)
@@ -147,14 +146,7 @@ class VideoJobs:
         longest = max(size)
         if request.max_side is not None:
             longest = min(longest, request.max_side)  # frames are only ever shrunk to max_side
-        work = round(longest / request.scale)
-        if work > limit:
-            least = math.ceil(100 * longest / limit) / 100
-            raise BadOptionError(
-                f"scale={request.scale:g} would paint this clip's {longest} px frames at {work} px, over "
-                f"this server's {limit} px; choose a stroke size of at least {least:g} or a smaller "
-                "longest side."
-            )
+        imaging.check_scale_side(longest, request.scale, limit, "this clip's frames")
 
     def _run(self, job: Job, request: wire.StyleRequest, temporal: float, device: str) -> None:
         from sdk.video import VideoProgress, stylize_video
