@@ -335,8 +335,7 @@ class Engine:
                 "outside=, and only then." if outside is None else
                 "outside= is a second style for where the mask is black; the request must name it too."
             )  # fmt: skip
-        if request.mask is None and outside is not None:
-            raise BadOptionError("outside= names the style where the mask is black; give a mask too.")
+        # (A request that names outside has a mask: StyleRequest refuses it otherwise.)
         kinds = {resolved.kind for resolved in styles}
         if "arbitrary" in kinds and request.style_image is None:
             label = next(r.label for r in styles if r.kind == "arbitrary")
